@@ -1,0 +1,336 @@
+/**
+ * A cluster of real baton agents on loopback, for the demo, the integration tests and the
+ * benchmarks: writes a manifest and a secret to a temporary directory, starts agents and a
+ * witness as real processes (`deno run` with the same flags as the compiled binary), reads
+ * their status endpoints, and cleans every process up afterwards.
+ *
+ * @module
+ */
+
+/** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
+export const BATON_FLAGS = ["--allow-all", "--no-prompt"];
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/** argv that runs baton from source exactly as the binary would. */
+export function batonCommand(...args: string[]): string[] {
+  return [Deno.execPath(), "run", ...BATON_FLAGS, `${ROOT}/main.ts`, ...args];
+}
+
+/** argv of the sample app (examples/sample_app.ts). */
+export function sampleAppCommand(port: number, name: string, ...extra: string[]): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--allow-net",
+    "--allow-env",
+    `${ROOT}/examples/sample_app.ts`,
+    "--port",
+    String(port),
+    "--name",
+    name,
+    "--hostname",
+    "127.0.0.1",
+    ...extra,
+  ];
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Status document as served by `GET /v1/status` (the fields tests read). */
+export interface Status {
+  node: string;
+  role: string;
+  epoch: number;
+  maintenance: boolean;
+  roleReason: string;
+  apps: {
+    name: string;
+    state: string;
+    pid: number | null;
+    restarts: number;
+    movable: boolean;
+    escalated: boolean;
+  }[];
+  peers: { name: string; reachable: boolean; role: string | null; epoch: number }[];
+  warnings: string[];
+  events: { kind: string; app: string | null; message: string; level: string }[];
+}
+
+/** Options of {@linkcode LocalCluster}. */
+export interface LocalClusterOptions {
+  nodes: { name: string; priority: number }[];
+  witness?: boolean;
+  /** YAML of the `apps:` section body (indented by 2), given the app ports. */
+  apps: (ports: number[]) => string;
+  /** Number of app ports to reserve. */
+  appPorts?: number;
+  interval?: string;
+  deadAfter?: string;
+  fenceAfter?: string;
+  /** Extra lines under `cluster:` (indented by 2). */
+  clusterExtra?: string;
+  /** Keep the directory afterwards (demo). */
+  dir?: string;
+}
+
+/** A running local cluster. */
+export class LocalCluster {
+  readonly dir: string;
+  readonly manifest: string;
+  readonly secret = "local-cluster-secret-" + crypto.randomUUID();
+  readonly ports: Record<string, number> = {};
+  readonly appPorts: number[];
+  readonly witnessPort: number;
+  readonly agents = new Map<string, Deno.ChildProcess>();
+  #witness: Deno.ChildProcess | null = null;
+  #opts: LocalClusterOptions;
+
+  private constructor(dir: string, opts: LocalClusterOptions) {
+    this.dir = dir;
+    this.#opts = opts;
+    this.manifest = `${dir}/baton.yaml`;
+    for (const n of opts.nodes) this.ports[n.name] = freePort();
+    this.witnessPort = freePort();
+    this.appPorts = Array.from({ length: opts.appPorts ?? 2 }, () => freePort());
+  }
+
+  /** Write the manifest and secret; start nothing yet. */
+  static async create(opts: LocalClusterOptions): Promise<LocalCluster> {
+    const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "baton-cluster-" });
+    await Deno.mkdir(dir, { recursive: true });
+    const c = new LocalCluster(dir, opts);
+    await c.writeManifest();
+    await Deno.writeTextFile(`${dir}/baton.secret`, c.secret + "\n", { mode: 0o600 });
+    return c;
+  }
+
+  /** (Re)write the manifest, optionally with another apps section. */
+  async writeManifest(apps?: string): Promise<void> {
+    const o = this.#opts;
+    const nodes = o.nodes.map((n) =>
+      `  ${n.name}: { url: "http://127.0.0.1:${this.ports[n.name]}", priority: ${n.priority} }`
+    ).join("\n");
+    const yaml = [
+      "cluster:",
+      "  name: local",
+      "  secretFile: ./baton.secret",
+      `  heartbeat: { interval: ${o.interval ?? "100ms"}, deadAfter: ${o.deadAfter ?? "600ms"}` +
+      (o.fenceAfter ? `, fenceAfter: ${o.fenceAfter}` : "") + " }",
+      ...(o.witness ? [`  witness: "http://127.0.0.1:${this.witnessPort}"`] : []),
+      ...(o.clusterExtra ? [o.clusterExtra] : []),
+      "nodes:",
+      nodes,
+      "apps:",
+      apps ?? o.apps(this.appPorts),
+      "",
+    ].join("\n");
+    await Deno.writeTextFile(this.manifest, yaml);
+  }
+
+  /** URL of a node's API. */
+  url(node: string): string {
+    return `http://127.0.0.1:${this.ports[node]}`;
+  }
+
+  /** State directory of a node. */
+  stateDir(node: string): string {
+    return `${this.dir}/state-${node}`;
+  }
+
+  /** Start the baton witness. */
+  startWitness(): void {
+    this.#witness = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...batonCommand("witness", "--listen", `127.0.0.1:${this.witnessPort}`, "-m", this.manifest)
+          .slice(1),
+      ],
+      stdout: "null",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+  }
+
+  /** Stop the witness (SIGKILL). */
+  async killWitness(): Promise<void> {
+    if (!this.#witness) return;
+    try {
+      this.#witness.kill("SIGKILL");
+    } catch { /* gone */ }
+    await this.#witness.status;
+    this.#witness = null;
+  }
+
+  /** Start one agent; its log goes to `${dir}/<node>.log`. */
+  async startAgent(node: string, ...extra: string[]): Promise<void> {
+    const log = await Deno.open(`${this.dir}/${node}.log`, {
+      create: true,
+      append: true,
+      write: true,
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: batonCommand(
+        "run",
+        "--manifest",
+        this.manifest,
+        "--node",
+        node,
+        "--state-dir",
+        this.stateDir(node),
+        ...extra,
+      ).slice(1),
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    pump(child.stdout, log);
+    pump(child.stderr, log);
+    this.agents.set(node, child);
+  }
+
+  /** Kill an agent (not its apps) with a signal and wait for it to exit. */
+  async killAgent(node: string, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    const child = this.agents.get(node);
+    if (!child) return;
+    try {
+      child.kill(signal);
+    } catch { /* gone */ }
+    await child.status;
+    this.agents.delete(node);
+  }
+
+  /** Kill an agent AND every app process it recorded: the whole host dies. */
+  async killHost(node: string): Promise<void> {
+    const pids = await this.recordedPids(node);
+    await this.killAgent(node);
+    for (const pid of pids) killGroup(pid);
+  }
+
+  /** PIDs in a node's state file. */
+  async recordedPids(node: string): Promise<number[]> {
+    try {
+      const s = JSON.parse(await Deno.readTextFile(`${this.stateDir(node)}/state.json`));
+      return Object.values(s.apps as Record<string, { pid: number }>).map((a) => a.pid);
+    } catch {
+      return [];
+    }
+  }
+
+  /** GET /v1/status of a node, or null if it does not answer. */
+  async status(node: string): Promise<Status | null> {
+    try {
+      const res = await fetch(`${this.url(node)}/v1/status`, {
+        signal: AbortSignal.timeout(2000),
+      });
+      if (!res.ok) {
+        await res.body?.cancel();
+        return null;
+      }
+      return await res.json() as Status;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Run a baton CLI command against this cluster; returns exit code and output. */
+  async cli(
+    node: string,
+    ...args: string[]
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: batonCommand(...args, "--manifest", this.manifest, "--node", node).slice(1),
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }
+
+  /** Poll `fn` until it returns a truthy value or `timeoutMs` passes (then throws). */
+  async waitFor<T>(
+    what: string,
+    fn: () => Promise<T | null | undefined | false>,
+    timeoutMs = 15_000,
+  ): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    let last: unknown = null;
+    while (Date.now() < end) {
+      try {
+        const v = await fn();
+        if (v) return v;
+        last = v;
+      } catch (err) {
+        last = err;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out after ${timeoutMs}ms waiting for ${what} (last: ${String(last)})`);
+  }
+
+  /** Wait until `node` answers and is in `role`; returns its status. */
+  waitRole(node: string, role: string, timeoutMs = 15_000): Promise<Status> {
+    return this.waitFor(`${node} to be ${role}`, async () => {
+      const s = await this.status(node);
+      return s && s.role === role ? s : null;
+    }, timeoutMs);
+  }
+
+  /** Wait until every app named runs on `node` (state running, pid set). */
+  waitRunning(node: string, apps: string[], timeoutMs = 15_000): Promise<Status> {
+    return this.waitFor(`${apps.join(", ")} running on ${node}`, async () => {
+      const s = await this.status(node);
+      return s &&
+          apps.every((a) => s.apps.find((x) => x.name === a && x.state === "running" && x.pid))
+        ? s
+        : null;
+    }, timeoutMs);
+  }
+
+  /** Kill every agent, the witness and every app process any node recorded; remove the dir. */
+  async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
+    const pids: number[] = [];
+    for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
+    for (const node of [...this.agents.keys()]) await this.killAgent(node);
+    await this.killWitness();
+    for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
+    for (const pid of pids) killGroup(pid);
+    if (!opts.keepDir && !this.#opts.dir) {
+      await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+/** SIGKILL a process group (apps are group leaders), then the pid itself; ignore the gone. */
+export function killGroup(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      Deno.kill(target, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/** Whether a process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): void {
+  stream.pipeTo(file.writable, { preventClose: true }).catch(() => {}).finally(() => {
+    try {
+      file.close();
+    } catch { /* closed by the other stream */ }
+  });
+}

@@ -1,0 +1,412 @@
+/**
+ * The agent: the drivers around the pure core. It turns the world into events (process
+ * exits, check results, peer messages, timer ticks, operator requests), feeds them to
+ * `step`, and carries out the actions in order. It holds no policy of its own.
+ *
+ * @module
+ */
+import { CheckScheduler } from "../checks/check_scheduler.ts";
+import { initNodeState, nodeInfo } from "../core/node_state.ts";
+import { step } from "../core/step.ts";
+import type {
+  Action,
+  AdoptedApp,
+  Command,
+  Event,
+  NodeState,
+  PersistedState,
+  StartMode,
+} from "../core/types.ts";
+import type { Manifest } from "../manifest/types.ts";
+import { EventLog } from "../store/event_log.ts";
+import { acquireLock, StateStore } from "../store/state_store.ts";
+import { isSameProcess } from "../supervisor/proc.ts";
+import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import { type Clock, realClock } from "./clock.ts";
+import { PeerLink, type PeerTransport } from "./peer_link.ts";
+import { buildStatus, type StatusDoc } from "./status.ts";
+
+/** A reply to an operator or peer request that went through the core. */
+export interface Reply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** What reloading the manifest found. */
+export type ReloadResult =
+  | { ok: true; hash: string; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+/** Everything the agent needs; tests swap the runner, transport and clock for twins. */
+export interface AgentOptions {
+  node: string;
+  manifest: Manifest;
+  mode: StartMode;
+  stateDir: string;
+  runner: ProcessRunner;
+  transport: PeerTransport;
+  /** Re-reads the manifest for `reload`; returns formatted diagnostics on failure. */
+  loadManifest: () => Promise<
+    { ok: true; manifest: Manifest; warnings: string[] } | {
+      ok: false;
+      errors: string[];
+    }
+  >;
+  clock?: Clock;
+  /** Period of the core's tick; default min(50 ms, heartbeat interval / 4). */
+  tickMs?: number;
+  /** Where human log lines go (default stderr). */
+  log?: (line: string) => void;
+  /** Run checks (default true; tests of the core wiring may turn them off). */
+  checks?: CheckScheduler;
+}
+
+/** One node's running agent. */
+export class Agent {
+  readonly state: NodeState;
+  readonly events: EventLog;
+  #opts: AgentOptions;
+  #clock: Clock;
+  #store: StateStore;
+  #checks: CheckScheduler;
+  #link: PeerLink;
+  #chain: Promise<void> = Promise.resolve();
+  #pending = new Map<string, (r: Reply) => void>();
+  #watched = new Map<string, number>();
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #releaseLock: (() => void) | null = null;
+  #log: (line: string) => void;
+  #stopped = false;
+
+  /** Build the agent; nothing runs until {@linkcode Agent.start}. */
+  constructor(opts: AgentOptions) {
+    this.#opts = opts;
+    this.#clock = opts.clock ?? realClock;
+    this.#log = opts.log ?? ((line) => console.error(line));
+    this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
+    this.#store = new StateStore(opts.stateDir);
+    this.events = new EventLog(opts.stateDir);
+    this.#checks = opts.checks ??
+      new CheckScheduler((r) =>
+        this.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail })
+      );
+    this.#link = new PeerLink(
+      opts.node,
+      () => this.state.manifest,
+      opts.transport,
+      (e) => this.dispatch(e),
+    );
+    opts.runner.onExit((exit) =>
+      this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail })
+    );
+  }
+
+  /**
+   * Take the state directory, adopt the apps still running from before, and start the cycle.
+   * Throws (and starts nothing) if the state directory is in use or its state is unreadable:
+   * guessing could start a second copy of an app.
+   */
+  async start(): Promise<void> {
+    this.#releaseLock = await acquireLock(this.#opts.stateDir);
+    const loaded = await this.#store.load();
+    if (!loaded.ok) {
+      this.#releaseLock();
+      throw new Error(
+        `${loaded.error}\nbaton will not guess which apps run here. Check the apps by hand, ` +
+          `then move the file aside to start fresh.`,
+      );
+    }
+    const persisted: PersistedState | null = loaded.state;
+    if (persisted && persisted.node !== this.#opts.node) {
+      this.#releaseLock();
+      throw new Error(
+        `state directory ${this.#opts.stateDir} belongs to node "${persisted.node}", ` +
+          `not "${this.#opts.node}"`,
+      );
+    }
+    const adopted: AdoptedApp[] = [];
+    const lost: string[] = [];
+    for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
+      if (isSameProcess(rec.pid, rec.startTime)) {
+        this.#opts.runner.adopt(app, rec.pid, rec.startTime);
+        adopted.push({ app, ...rec });
+      } else {
+        lost.push(app);
+      }
+    }
+    this.dispatch({ type: "boot", persisted, adopted, lost });
+    const hb = this.state.manifest.cluster.heartbeat.intervalMs;
+    const tickMs = this.#opts.tickMs ?? Math.max(5, Math.min(50, Math.floor(hb / 4)));
+    this.#timer = setInterval(() => this.dispatch({ type: "tick" }), tickMs);
+    this.dispatch({ type: "tick" });
+  }
+
+  /** Feed one event to the core and carry out what it decides. */
+  dispatch(event: Event): void {
+    if (this.#stopped) return;
+    const { actions } = step(this.state, event, this.#clock.now());
+    this.#execute(actions);
+    this.#syncChecks();
+  }
+
+  /** An event that expects a reply (operator commands, handover requests from a peer). */
+  request(make: (id: string) => Event, timeoutMs = 120_000): Promise<Reply> {
+    const id = crypto.randomUUID();
+    return new Promise<Reply>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve({ status: 504, body: { ok: false, error: "no decision in time" } });
+      }, timeoutMs);
+      this.#pending.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      this.dispatch(make(id));
+      if (this.#stopped) resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
+    });
+  }
+
+  /** Operator command through the core. */
+  command(command: Command): Promise<Reply> {
+    return this.request((id) => ({ type: "command", id, command }));
+  }
+
+  /** Re-read the manifest; an invalid one changes nothing. */
+  async reload(): Promise<ReloadResult> {
+    const loaded = await this.#opts.loadManifest();
+    if (!loaded.ok) {
+      this.#record(
+        "error",
+        null,
+        "reload_refused",
+        `manifest refused: ${loaded.errors.length} error(s); keeping the last good one`,
+      );
+      for (const e of loaded.errors) this.#log(e);
+      return loaded;
+    }
+    const next = loaded.manifest;
+    const me = next.nodes[this.state.self];
+    const before = this.state.manifest.nodes[this.state.self];
+    if (!me) {
+      return {
+        ok: false,
+        errors: [`${next.path}: node "${this.state.self}" is no longer in nodes`],
+      };
+    }
+    if (before && me.url !== before.url) {
+      return {
+        ok: false,
+        errors: [`${next.path}: url of "${this.state.self}" changed; restart the agent to move it`],
+      };
+    }
+    this.dispatch({ type: "manifest", manifest: next });
+    return { ok: true, hash: next.hash, warnings: loaded.warnings };
+  }
+
+  /** The status document. */
+  status(): StatusDoc {
+    return buildStatus(this.state, this.#clock.now(), this.events.recent(20));
+  }
+
+  /** What this node says about itself to peers. */
+  info() {
+    return nodeInfo(this.state);
+  }
+
+  /**
+   * Stop the agent and leave every app running: a restarted agent adopts them. Waits for
+   * queued actions (a pending state write) to finish.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#checks.stopAll();
+    this.#opts.runner.detachAll();
+    for (const resolve of this.#pending.values()) {
+      resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
+    }
+    this.#pending.clear();
+    await this.#chain;
+    this.#releaseLock?.();
+  }
+
+  #execute(actions: Action[]): void {
+    let failedPersist: string | null = null;
+    for (const action of actions) {
+      if (action.type === "record") {
+        this.#record(action.level, action.app, action.kind, action.message);
+        continue;
+      }
+      this.#chain = this.#chain.then(async () => {
+        if (action.type === "persist") {
+          try {
+            await this.#store.save(action.state);
+          } catch (err) {
+            failedPersist = `cannot write state: ${errText(err)}`;
+            this.#record("error", null, "persist_failed", failedPersist);
+          }
+          return;
+        }
+        this.#perform(action, failedPersist);
+      });
+    }
+  }
+
+  #perform(action: Action, failedPersist: string | null): void {
+    const m = this.state.manifest;
+    switch (action.type) {
+      case "spawn": {
+        if (failedPersist) {
+          // Never start an app under a role or epoch that is not on disk.
+          this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
+          return;
+        }
+        const spec = m.apps[action.app];
+        if (!spec) {
+          this.dispatch({ type: "app_start_failed", app: action.app, error: "not in manifest" });
+          return;
+        }
+        this.#opts.runner.spawn({
+          app: spec.name,
+          command: spec.command,
+          cwd: spec.cwd,
+          env: {
+            ...spec.env,
+            BATON_NODE: this.state.self,
+            BATON_APP: spec.name,
+            BATON_EPOCH: String(action.epoch),
+            BATON_CLUSTER: m.cluster.name,
+          },
+          logDir: `${this.#opts.stateDir}/logs`,
+        }).then(
+          (s) =>
+            this.dispatch({
+              type: "app_started",
+              app: spec.name,
+              pid: s.pid,
+              startTime: s.startTime,
+              specHash: spec.hash,
+            }),
+          (err) => this.dispatch({ type: "app_start_failed", app: spec.name, error: errText(err) }),
+        );
+        return;
+      }
+      case "stop": {
+        const spec = m.apps[action.app];
+        this.#opts.runner.stop(action.app, action.pid, {
+          signal: spec?.stop.signal ?? "SIGTERM",
+          timeoutMs: spec?.stop.timeoutMs ?? 10_000,
+          mode: action.mode,
+        }).catch((err) =>
+          this.#record(
+            "error",
+            action.app,
+            "stop_failed",
+            `stop of pid ${action.pid}: ${errText(err)}`,
+          )
+        );
+        return;
+      }
+      case "heartbeat":
+        this.#link.heartbeat(action.info);
+        return;
+      case "check_witness":
+        this.#link.witness(action.info);
+        return;
+      case "claim_witness":
+        this.#link.claim(action.info);
+        return;
+      case "send_prepare":
+        this.#link.prepare(action.to, action.epoch, action.reason);
+        return;
+      case "send_commit":
+        this.#link.commit(action.to, action.epoch, action.reason);
+        return;
+      case "fence":
+        runFence(action.command).then((r) => this.dispatch({ type: "fence_result", ...r }));
+        return;
+      case "reply": {
+        const resolve = this.#pending.get(action.id);
+        this.#pending.delete(action.id);
+        if (failedPersist && action.status < 300) {
+          resolve?.({ status: 503, body: { ok: false, error: failedPersist } });
+        } else {
+          resolve?.({ status: action.status, body: action.body });
+        }
+        return;
+      }
+      case "record":
+      case "persist":
+        return;
+    }
+  }
+
+  /** Keep one check loop per running process, for the process it belongs to. */
+  #syncChecks(): void {
+    for (const app of Object.values(this.state.apps)) {
+      const spec = this.state.manifest.apps[app.name];
+      const pid = app.phase === "running" && spec && spec.check.type !== "process" ? app.pid : null;
+      const watched = this.#watched.get(app.name);
+      if (pid === null) {
+        if (watched !== undefined) {
+          this.#checks.unwatch(app.name);
+          this.#watched.delete(app.name);
+        }
+      } else if (watched !== pid && spec) {
+        this.#checks.watch({ app: app.name, pid, spec: spec.check });
+        this.#watched.set(app.name, pid);
+      }
+    }
+    for (const name of this.#watched.keys()) {
+      if (!this.state.apps[name]) {
+        this.#checks.unwatch(name);
+        this.#watched.delete(name);
+      }
+    }
+  }
+
+  #record(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {
+    const rec = {
+      time: new Date(this.#clock.wallNow()).toISOString(),
+      node: this.state.self,
+      level,
+      app,
+      kind,
+      message,
+      epoch: this.state.epoch,
+    };
+    try {
+      this.events.append(rec);
+    } catch (err) {
+      this.#log(`event log write failed: ${errText(err)}`);
+    }
+    this.#log(`${rec.time} ${rec.node} ${level.padEnd(5)} ${app ?? "-"} ${kind}: ${message}`);
+  }
+}
+
+/** Run the fence command, bounded to 60 s. */
+async function runFence(command: string[]): Promise<{ ok: boolean; detail: string }> {
+  const [cmd, ...args] = command;
+  if (!cmd) return { ok: false, detail: "empty fence command" };
+  try {
+    const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
+      .spawn();
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, 60_000);
+    const status = await child.status;
+    clearTimeout(timer);
+    return status.success
+      ? { ok: true, detail: "exit 0" }
+      : { ok: false, detail: `exit ${status.code}${status.signal ? ` (${status.signal})` : ""}` };
+  } catch (err) {
+    return { ok: false, detail: `cannot run: ${errText(err)}` };
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

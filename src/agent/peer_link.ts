@@ -1,0 +1,160 @@
+/**
+ * The HTTP side of the peer protocol as seen from the sender: heartbeats, the witness, and
+ * the two phases of a handover. Every exchange ends in exactly one event for the core.
+ *
+ * @module
+ */
+import type { Event, NodeInfo } from "../core/types.ts";
+import type { Manifest } from "../manifest/types.ts";
+import { describeZodError, NodeInfoSchema, WitnessReplySchema } from "../peer/messages.ts";
+import { PeerError } from "../peer/client.ts";
+
+/** The subset of {@linkcode PeerClient} the link needs (an in-memory twin fits too). */
+export interface PeerTransport {
+  post<T>(baseUrl: string, path: string, body: unknown, timeoutMs?: number): Promise<T>;
+}
+
+/** Sends the peer protocol's requests and turns each outcome into one core event. */
+export class PeerLink {
+  #inFlight = new Set<string>();
+  #transport: PeerTransport;
+  #manifest: () => Manifest;
+  #self: string;
+  #dispatch: (e: Event) => void;
+
+  /** `manifest` is read at each send, so a reload's new peers are used at once. */
+  constructor(
+    self: string,
+    manifest: () => Manifest,
+    transport: PeerTransport,
+    dispatch: (e: Event) => void,
+  ) {
+    this.#self = self;
+    this.#manifest = manifest;
+    this.#transport = transport;
+    this.#dispatch = dispatch;
+  }
+
+  /** One heartbeat to every peer; a peer whose previous exchange is still open is skipped. */
+  heartbeat(info: NodeInfo): void {
+    const m = this.#manifest();
+    for (const node of Object.values(m.nodes)) {
+      if (node.name === this.#self) continue;
+      const key = `hb:${node.name}`;
+      if (this.#inFlight.has(key)) continue;
+      this.#inFlight.add(key);
+      this.#transport.post<unknown>(node.url, "/v1/heartbeat", info, m.cluster.heartbeat.intervalMs)
+        .then((reply) => {
+          const parsed = NodeInfoSchema.safeParse(reply);
+          if (!parsed.success) {
+            throw new PeerError(0, `bad heartbeat reply: ${describeZodError(parsed.error)}`);
+          }
+          if (parsed.data.node !== node.name) {
+            throw new PeerError(0, `${node.url} answered as ${parsed.data.node}, not ${node.name}`);
+          }
+          this.#dispatch({ type: "peer_info", info: parsed.data });
+        })
+        .catch((err) =>
+          this.#dispatch({ type: "peer_unreachable", node: node.name, error: msg(err) })
+        )
+        .finally(() => this.#inFlight.delete(key));
+    }
+  }
+
+  /** Beat the witness; a plain HTTP witness only proves it is reachable. */
+  witness(info: NodeInfo): void {
+    const w = this.#manifest().cluster.witness;
+    if (!w || this.#inFlight.has("witness")) return;
+    this.#inFlight.add("witness");
+    const timeout = this.#manifest().cluster.heartbeat.intervalMs;
+    this.#transport.post<unknown>(w.url, "/v1/witness/beat", beatOf(info), timeout)
+      .then((reply) => {
+        const parsed = WitnessReplySchema.safeParse(reply);
+        this.#dispatch({
+          type: "witness",
+          ok: true,
+          kind: parsed.success ? "baton" : "http",
+          active: parsed.success ? parsed.data.active : null,
+          error: null,
+        });
+      })
+      .catch((err) => {
+        // Any HTTP answer from a plain witness (a router's 404) still proves reachability.
+        const reachable = err instanceof PeerError && err.status >= 400 && err.status !== 401;
+        this.#dispatch({
+          type: "witness",
+          ok: reachable,
+          kind: reachable ? "http" : null,
+          active: null,
+          error: reachable ? null : msg(err),
+        });
+      })
+      .finally(() => this.#inFlight.delete("witness"));
+  }
+
+  /** Ask the baton witness to grant us the active role at `info.epoch`. */
+  claim(info: NodeInfo): void {
+    const w = this.#manifest().cluster.witness;
+    if (!w) return;
+    const timeout = this.#manifest().cluster.heartbeat.deadAfterMs;
+    this.#transport.post<unknown>(w.url, "/v1/witness/claim", beatOf(info), timeout)
+      .then((reply) => {
+        const parsed = WitnessReplySchema.safeParse(reply);
+        const ok = parsed.success && parsed.data.granted === true;
+        const detail = parsed.success
+          ? (parsed.data.reason ?? (ok ? "granted" : "refused"))
+          : "bad witness reply";
+        this.#dispatch({ type: "claim_result", epoch: info.epoch, ok, detail });
+      })
+      .catch((err) =>
+        this.#dispatch({ type: "claim_result", epoch: info.epoch, ok: false, detail: msg(err) })
+      );
+  }
+
+  /** Phase one of a handover: will `to` take our apps? */
+  prepare(to: string, epoch: number, reason: string): void {
+    this.#handover("prepare", to, epoch, reason);
+  }
+
+  /** Phase two: our movable apps are stopped; `to` may start them. */
+  commit(to: string, epoch: number, reason: string): void {
+    this.#handover("commit", to, epoch, reason);
+  }
+
+  #handover(phase: "prepare" | "commit", to: string, epoch: number, reason: string): void {
+    const m = this.#manifest();
+    const node = m.nodes[to];
+    const type = phase === "prepare" ? "prepare_result" : "commit_result";
+    if (!node) {
+      this.#dispatch({ type, to, ok: false, detail: `unknown node ${to}` });
+      return;
+    }
+    const timeout = Math.max(2_000, m.cluster.heartbeat.deadAfterMs * 2);
+    this.#transport.post<{ ok?: boolean; error?: string; epoch?: number }>(
+      node.url,
+      `/v1/takeover/${phase}`,
+      { epoch, reason },
+      timeout,
+    )
+      .then((reply) =>
+        this.#dispatch({
+          type,
+          to,
+          ok: reply.ok === true,
+          detail: reply.ok === true
+            ? (reply.epoch !== undefined ? `active at epoch ${reply.epoch}` : "acknowledged")
+            : (reply.error ?? "refused"),
+        })
+      )
+      .catch((err) => this.#dispatch({ type, to, ok: false, detail: msg(err) }));
+  }
+}
+
+/** What the witness records of a node. */
+function beatOf(info: NodeInfo): { node: string; role: string; epoch: number } {
+  return { node: info.node, role: info.role, epoch: info.epoch };
+}
+
+function msg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

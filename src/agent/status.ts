@@ -1,0 +1,167 @@
+/**
+ * The status document: what `GET /v1/status` serves and `baton status --json` prints.
+ * A pure function of the core state, the clock and the recent records.
+ *
+ * @module
+ */
+import type { EventRecord } from "../store/event_log.ts";
+import type { NodeState } from "../core/types.ts";
+import { peerAlive } from "../core/node_state.ts";
+
+/** One app in the status document. */
+export interface AppStatus {
+  name: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  totalRestarts: number;
+  movable: boolean;
+  escalated: boolean;
+  uptimeMs: number | null;
+  check: string;
+  lastCheck: { ok: boolean; detail: string; ageMs: number } | null;
+  lastFailure: string | null;
+}
+
+/** One peer as this node sees it. */
+export interface PeerStatus {
+  name: string;
+  url: string;
+  reachable: boolean;
+  role: string | null;
+  epoch: number;
+  priority: number;
+  maintenance: boolean;
+  lastHeartbeatAgeMs: number | null;
+  manifestHash: string | null;
+  manifestMatches: boolean | null;
+  error: string | null;
+}
+
+/** The whole document. */
+export interface StatusDoc {
+  node: string;
+  cluster: string;
+  role: string;
+  roleReason: string;
+  epoch: number;
+  mode: string;
+  maintenance: boolean;
+  failedReason: string | null;
+  manifestHash: string;
+  handover: { kind: string; to: string; phase: string; reason: string } | null;
+  escalations: { app: string; reason: string | null }[];
+  apps: AppStatus[];
+  peers: PeerStatus[];
+  witness: { url: string; reachable: boolean; kind: string | null; ageMs: number | null } | null;
+  warnings: string[];
+  events: EventRecord[];
+}
+
+/** Build the status document. */
+export function buildStatus(state: NodeState, now: number, events: EventRecord[]): StatusDoc {
+  const m = state.manifest;
+  const apps: AppStatus[] = Object.values(m.apps).map((spec) => {
+    const a = state.apps[spec.name];
+    return {
+      name: spec.name,
+      state: a?.phase ?? "stopped",
+      pid: a?.pid ?? null,
+      restarts: a?.restarts ?? 0,
+      totalRestarts: a?.totalRestarts ?? 0,
+      movable: spec.movable,
+      escalated: a?.escalated ?? false,
+      uptimeMs: a?.startedAt != null && a.phase === "running"
+        ? Math.round(now - a.startedAt)
+        : null,
+      check: spec.check.type,
+      lastCheck: a?.lastCheck
+        ? {
+          ok: a.lastCheck.ok,
+          detail: a.lastCheck.detail,
+          ageMs: Math.round(now - a.lastCheck.at),
+        }
+        : null,
+      lastFailure: a?.lastFailure ?? null,
+    };
+  });
+  for (const a of Object.values(state.apps)) {
+    if (!m.apps[a.name]) {
+      apps.push({
+        name: a.name,
+        state: a.phase,
+        pid: a.pid,
+        restarts: a.restarts,
+        totalRestarts: a.totalRestarts,
+        movable: false,
+        escalated: a.escalated,
+        uptimeMs: null,
+        check: "removed",
+        lastCheck: null,
+        lastFailure: a.lastFailure,
+      });
+    }
+  }
+  const peers: PeerStatus[] = Object.values(state.peers).map((p) => ({
+    name: p.name,
+    url: m.nodes[p.name]?.url ?? "",
+    reachable: peerAlive(state, p, now),
+    role: p.role,
+    epoch: p.epoch,
+    priority: p.priority,
+    maintenance: p.maintenance,
+    lastHeartbeatAgeMs: p.lastHeardAt === null ? null : Math.round(now - p.lastHeardAt),
+    manifestHash: p.manifestHash,
+    manifestMatches: p.manifestHash === null ? null : p.manifestHash === m.hash,
+    error: p.lastError,
+  }));
+  const warnings: string[] = [];
+  for (const p of peers) {
+    if (p.manifestMatches === false) {
+      warnings.push(`manifest differs from ${p.name} (${p.manifestHash} vs ${m.hash})`);
+    }
+  }
+  const escalations = Object.values(state.apps).filter((a) => a.escalated).map((a) => ({
+    app: a.name,
+    reason: a.lastFailure,
+  }));
+  for (const e of escalations) {
+    warnings.push(`ESCALATION: ${e.app} failed again after restart (${e.reason ?? "unknown"})`);
+  }
+  if (state.role === "failed") warnings.push(`node failed: ${state.failedReason ?? "unknown"}`);
+  if (state.maintenance) warnings.push("maintenance mode: no restarts, no moves");
+  const w = m.cluster.witness;
+  return {
+    node: state.self,
+    cluster: m.cluster.name,
+    role: state.role,
+    roleReason: state.roleReason,
+    epoch: state.epoch,
+    mode: state.mode,
+    maintenance: state.maintenance,
+    failedReason: state.failedReason,
+    manifestHash: m.hash,
+    handover: state.handover
+      ? {
+        kind: state.handover.kind,
+        to: state.handover.to,
+        phase: state.handover.phase,
+        reason: state.handover.reason,
+      }
+      : null,
+    escalations,
+    apps,
+    peers,
+    witness: w
+      ? {
+        url: w.url,
+        reachable: state.witness.lastOkAt !== null &&
+          now - state.witness.lastOkAt < m.cluster.heartbeat.deadAfterMs,
+        kind: state.witness.kind,
+        ageMs: state.witness.lastOkAt === null ? null : Math.round(now - state.witness.lastOkAt),
+      }
+      : null,
+    warnings,
+    events,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Runs each app's interface check periodically (flow 2 of the design, step t1) and reports
+ * every result, tagged with the pid it was taken for, so the core can drop results about a
+ * process that has since been replaced.
+ *
+ * @module
+ */
+
+import type { CheckSpec } from "../manifest/types.ts";
+import { type CheckResult, type InterfaceCheckSpec, runCheck } from "./run_check.ts";
+
+/** The app to check, the process the results are about, and how to check it. */
+export interface CheckTarget {
+  app: string;
+  pid: number;
+  spec: CheckSpec;
+}
+
+/** One delivered result. */
+export interface CheckReport {
+  app: string;
+  pid: number;
+  ok: boolean;
+  detail: string;
+}
+
+/** Options of {@linkcode CheckScheduler}. */
+export interface CheckSchedulerOptions {
+  /** Runs one check; defaults to {@linkcode runCheck}. Injected by tests. */
+  run?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
+}
+
+interface _Watch {
+  target: CheckTarget;
+  spec: InterfaceCheckSpec;
+  timer: ReturnType<typeof setTimeout> | null;
+  stopped: boolean;
+  /** The check in flight, if any. */
+  inFlight: Promise<void> | null;
+  /** A check of the watch this one replaced that is still in flight; waited for first. */
+  predecessor: Promise<void> | null;
+}
+
+/**
+ * Schedules periodic checks, one loop per app. The first check runs `initialDelayMs` after
+ * {@linkcode CheckScheduler.watch}, the next ones `intervalMs` after the previous check
+ * ended, so two checks of one app are never in flight together (not even across a
+ * replacing `watch`).
+ *
+ * @example
+ * ```ts
+ * const scheduler = new CheckScheduler((r) => console.log(r.app, r.pid, r.ok, r.detail));
+ * scheduler.watch({ app: "web", pid: 1234, spec: manifest.apps.web.check });
+ * // ... later, when the process was replaced:
+ * scheduler.watch({ app: "web", pid: 1250, spec: manifest.apps.web.check });
+ * scheduler.stopAll();
+ * ```
+ */
+export class CheckScheduler {
+  #onResult: (r: CheckReport) => void;
+  #run: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
+  #watches = new Map<string, _Watch>();
+
+  /** `onResult` is called once per finished check of a watched app. */
+  constructor(onResult: (r: CheckReport) => void, opts: CheckSchedulerOptions = {}) {
+    this.#onResult = onResult;
+    this.#run = opts.run ?? runCheck;
+  }
+
+  /**
+   * Start (or replace) periodic checks for this app's current process; a `process`-type
+   * spec only stops the previous checks (presence is watched elsewhere).
+   */
+  watch(target: CheckTarget): void {
+    const previous = this.#watches.get(target.app);
+    this.unwatch(target.app);
+    const spec = target.spec;
+    if (spec.type === "process") return;
+    const watch: _Watch = {
+      target,
+      spec,
+      timer: null,
+      stopped: false,
+      inFlight: null,
+      predecessor: previous?.inFlight ?? null,
+    };
+    this.#watches.set(target.app, watch);
+    this.#schedule(watch, Math.max(0, spec.initialDelayMs));
+  }
+
+  /** Stop checking this app; no result for it is delivered after this returns. */
+  unwatch(app: string): void {
+    const watch = this.#watches.get(app);
+    if (watch === undefined) return;
+    watch.stopped = true;
+    if (watch.timer !== null) clearTimeout(watch.timer);
+    watch.timer = null;
+    this.#watches.delete(app);
+  }
+
+  /** Stop every watch and clear every timer. */
+  stopAll(): void {
+    for (const app of [...this.#watches.keys()]) this.unwatch(app);
+  }
+
+  /** Names of the apps being checked, for status output. */
+  watched(): string[] {
+    return [...this.#watches.keys()];
+  }
+
+  #schedule(watch: _Watch, delayMs: number): void {
+    watch.timer = setTimeout(() => {
+      watch.timer = null;
+      void this.#tick(watch);
+    }, delayMs);
+  }
+
+  async #tick(watch: _Watch): Promise<void> {
+    if (watch.predecessor !== null) {
+      await watch.predecessor;
+      watch.predecessor = null;
+    }
+    if (watch.stopped) return;
+    let result: CheckResult = { ok: false, detail: "check did not run" };
+    const running = (async () => {
+      try {
+        result = await this.#run(watch.spec);
+      } catch (e) {
+        result = {
+          ok: false,
+          detail: `check threw instead of reporting: ${e instanceof Error ? e.message : String(e)}`,
+        };
+      }
+    })();
+    watch.inFlight = running;
+    await running;
+    watch.inFlight = null;
+    if (watch.stopped) return;
+    try {
+      this.#onResult({ app: watch.target.app, pid: watch.target.pid, ...result });
+    } catch (e) {
+      console.error(`check scheduler: onResult for ${watch.target.app} threw:`, e);
+    }
+    if (!watch.stopped) this.#schedule(watch, Math.max(0, watch.spec.intervalMs));
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * The command line: `baton init | validate | run | status | reload | switchover |
+ * maintenance | clear | witness | version`. Parsing is commander's; each command resolves
+ * its inputs and calls one module that does the work.
+ *
+ * @module
+ */
+import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
+import { formatDiagnostic, loadManifestFile, resolveNodeName } from "./manifest/load.ts";
+import type { Manifest } from "./manifest/types.ts";
+import { generateSecret, loadSecret } from "./peer/secret.ts";
+import { PeerClient, PeerError } from "./peer/client.ts";
+import { VERSION } from "./version.ts";
+import type { StatusDoc } from "./agent/status.ts";
+import { formatStatus } from "./status_text.ts";
+
+/** Thrown to end a command with a message and an exit code. */
+export class CliExit extends Error {
+  /** @param code process exit code */
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+/** The manifest path: flag, else `BATON_MANIFEST`, else `./baton.yaml`. */
+function manifestPath(flag: string | undefined): string {
+  return flag ?? Deno.env.get("BATON_MANIFEST") ?? "baton.yaml";
+}
+
+/** Load and validate the manifest, or end with its diagnostics. */
+async function loadOrExit(path: string): Promise<Manifest> {
+  const r = await loadManifestFile(path);
+  for (const w of r.warnings) console.error(formatDiagnostic(w));
+  if (!r.ok) {
+    for (const e of r.errors) console.error(formatDiagnostic(e));
+    throw new CliExit(1, `${path}: ${r.errors.length} error(s)`);
+  }
+  return r.manifest;
+}
+
+function nodeOrExit(manifest: Manifest, flag: string | undefined): string {
+  const r = resolveNodeName(manifest, flag, Deno.env.get("BATON_NODE"), Deno.hostname());
+  if (!r.ok) throw new CliExit(2, r.error);
+  return r.node;
+}
+
+async function secretOrExit(manifest: Manifest): Promise<string> {
+  const r = await loadSecret({
+    env: Deno.env.get("BATON_SECRET"),
+    file: manifest.cluster.secretFile,
+  });
+  if (!r.ok) throw new CliExit(2, r.error);
+  if ("warning" in r && r.warning) console.error(`baton: warning: ${r.warning}`);
+  return r.secret;
+}
+
+/** Common options of the commands that talk to a running agent. */
+interface TargetOpts {
+  manifest?: string;
+  node?: string;
+  url?: string;
+}
+
+async function target(opts: TargetOpts, needSecret: boolean) {
+  const manifest = await loadOrExit(manifestPath(opts.manifest));
+  const node = nodeOrExit(manifest, opts.node);
+  const url = opts.url ?? manifest.nodes[node]?.url ?? "";
+  const secret = needSecret ? await secretOrExit(manifest) : "unused-for-reads-0000";
+  const caCert = manifest.cluster.tls?.ca ? await Deno.readTextFile(manifest.cluster.tls.ca) : null;
+  const client = new PeerClient({ node, secret, timeoutMs: 130_000, caCert });
+  return { manifest, node, url, client };
+}
+
+async function post(
+  opts: TargetOpts,
+  path: string,
+  body: unknown,
+): Promise<Record<string, unknown>> {
+  const t = await target(opts, true);
+  try {
+    return await t.client.post<Record<string, unknown>>(t.url, path, body);
+  } catch (err) {
+    throw new CliExit(1, err instanceof PeerError ? err.message : String(err));
+  } finally {
+    t.client.close();
+  }
+}
+
+function withTarget<A extends unknown[], O extends OptionValues>(cmd: Command<A, O>) {
+  return cmd
+    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-n, --node <name>", "node to talk to (default: $BATON_NODE or this host's name)")
+    .option("--url <url>", "agent URL (default: the node's url in the manifest)");
+}
+
+/** Build the program. Exported for tests. */
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("baton")
+    .description(
+      "High-availability agent: supervises the apps of a YAML manifest, restarts a failed app " +
+        "once, and moves every movable app to the standby host when it fails again.",
+    )
+    .version(VERSION, "-V, --version")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program.command("version").description("print the version").action(() => {
+    console.log(`baton ${VERSION} (deno ${Deno.version.deno})`);
+  });
+
+  program.command("init")
+    .description("write a commented example manifest and a fresh shared secret")
+    .argument("[file]", "manifest to write", "baton.yaml")
+    .option("-f, --force", "overwrite an existing manifest")
+    .action(async (file, opts) => {
+      const { EXAMPLE_MANIFEST } = await import("./manifest/example.ts");
+      if (!opts.force && await exists(file)) {
+        throw new CliExit(1, `${file} exists; use --force to overwrite it`);
+      }
+      await Deno.writeTextFile(file, EXAMPLE_MANIFEST);
+      console.log(`wrote ${file}`);
+      const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
+      const secretFile = `${dir}/baton.secret`;
+      if (!await exists(secretFile)) {
+        await Deno.writeTextFile(secretFile, generateSecret() + "\n", { mode: 0o600 });
+        console.log(`wrote ${secretFile} (mode 0600): copy it to every node`);
+      }
+      console.log(`next: baton validate ${file}`);
+    });
+
+  program.command("validate")
+    .description("check a manifest; prints FILE:LINE:COL: message for every problem")
+    .argument("[file]", "manifest (default: $BATON_MANIFEST or ./baton.yaml)")
+    .action(async (file) => {
+      const path = manifestPath(file);
+      const r = await loadManifestFile(path);
+      for (const d of [...(r.ok ? [] : r.errors), ...r.warnings]) console.log(formatDiagnostic(d));
+      if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
+      const m = r.manifest;
+      console.log(
+        `${path}: ok — cluster ${m.cluster.name}, ${Object.keys(m.nodes).length} node(s), ` +
+          `${Object.keys(m.apps).length} app(s), hash ${m.hash}` +
+          (r.warnings.length ? `, ${r.warnings.length} warning(s)` : ""),
+      );
+    });
+
+  program.command("run")
+    .description("run the agent in the foreground (apps keep running if it exits)")
+    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-n, --node <name>", "this node's name (default: $BATON_NODE or the host name)")
+    .option(
+      "-s, --state-dir <dir>",
+      "state directory (default: $BATON_STATE_DIR or /var/lib/baton/<node>)",
+    )
+    .addOption(
+      new Option("--mode <mode>", "start-up role").choices(["auto", "active", "standby"] as const)
+        .default("auto" as const),
+    )
+    .action(async (opts) => {
+      const path = manifestPath(opts.manifest);
+      const manifest = await loadOrExit(path);
+      const node = nodeOrExit(manifest, opts.node);
+      const secret = await secretOrExit(manifest);
+      // The apps inherit the agent's environment: never the secret.
+      Deno.env.delete("BATON_SECRET");
+      const stateDir = opts.stateDir ?? Deno.env.get("BATON_STATE_DIR") ??
+        `/var/lib/baton/${node}`;
+      const { runAgent } = await import("./agent/run_agent.ts");
+      const code = await runAgent({
+        manifest,
+        manifestPath: path,
+        node,
+        stateDir,
+        mode: opts.mode,
+        secret,
+      });
+      if (code !== 0) throw new CliExit(code, "agent stopped");
+    });
+
+  withTarget(program.command("status").description("show what the agent is doing"))
+    .option("--json", "print the status document (the same as GET /v1/status)")
+    .action(async (opts) => {
+      const t = await target(opts, false);
+      let doc: StatusDoc;
+      try {
+        doc = await t.client.get<StatusDoc>(t.url, "/v1/status");
+      } catch (err) {
+        throw new CliExit(1, err instanceof PeerError ? err.message : String(err));
+      } finally {
+        t.client.close();
+      }
+      console.log(opts.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));
+    });
+
+  withTarget(program.command("reload").description("re-read the manifest on the running agent"))
+    .action(async (opts) => {
+      const r = await post(opts, "/v1/reload", {});
+      for (const w of (r.warnings as string[] | undefined) ?? []) console.error(w);
+      console.log(`reloaded: manifest ${r.hash}`);
+    });
+
+  withTarget(
+    program.command("switchover").description("planned move of every movable app to a standby"),
+  )
+    .option("--to <node>", "standby to move to (default: the best one)")
+    .action(async (opts) => {
+      const r = await post(opts, "/v1/switchover", { to: opts.to ?? null });
+      console.log(`switched over to ${r.to}${r.confirmed ? "" : ` (${r.detail})`}`);
+    });
+
+  withTarget(
+    program.command("maintenance").description("maintenance mode: no restarts, no moves"),
+  )
+    .argument("<state>", "on or off")
+    .action(async (state, opts) => {
+      if (state !== "on" && state !== "off") {
+        throw new CliExit(2, `expected "on" or "off", got "${state}"`);
+      }
+      const r = await post(opts, "/v1/maintenance", { on: state === "on" });
+      console.log(`maintenance ${r.maintenance ? "on" : "off"}`);
+    });
+
+  withTarget(
+    program.command("clear").description("clear a failed node (back to standby) and its counters"),
+  )
+    .action(async (opts) => {
+      const r = await post(opts, "/v1/clear", {});
+      console.log(`cleared: node is ${r.role}`);
+    });
+
+  program.command("witness")
+    .description("serve a baton witness: the third vote that breaks network partitions")
+    .option("-l, --listen <host:port>", "address to listen on", "0.0.0.0:7400")
+    .option("-m, --manifest <file>", "manifest, for the secret (default: ./baton.yaml)")
+    .action(async (opts) => {
+      const manifest = await loadOrExit(manifestPath(opts.manifest));
+      const secret = await secretOrExit(manifest);
+      const { runWitness } = await import("./witness/run_witness.ts");
+      await runWitness(opts.listen, secret, manifest.cluster.heartbeat.deadAfterMs);
+    });
+
+  return program;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Run the CLI and return the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CliExit) {
+      console.error(`baton: ${err.message}`);
+      return err.code;
+    }
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === "string" && e.code.startsWith("commander.")) {
+      return e.code === "commander.helpDisplayed" || e.code === "commander.version" ||
+          e.code === "commander.help"
+        ? 0
+        : (e.exitCode ?? 2);
+    }
+    console.error(`baton: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Construction of a node's core state and the small pure queries every part of the core shares.
+ *
+ * @module
+ */
+import type { AppSpec, Manifest } from "../manifest/types.ts";
+import type {
+  AppState,
+  NodeInfo,
+  NodeState,
+  PeerState,
+  PersistedState,
+  StartMode,
+} from "./types.ts";
+
+/**
+ * A fresh state for node `self` before its `boot` event.
+ *
+ * @example
+ * ```ts
+ * const state = initNodeState("alpha", manifest, "auto", 0);
+ * ```
+ */
+export function initNodeState(
+  self: string,
+  manifest: Manifest,
+  mode: StartMode,
+  now: number,
+): NodeState {
+  if (!manifest.nodes[self]) {
+    throw new Error(
+      `node "${self}" is not in the manifest (nodes: ${Object.keys(manifest.nodes).join(", ")})`,
+    );
+  }
+  const peers: Record<string, PeerState> = {};
+  for (const node of Object.values(manifest.nodes)) {
+    if (node.name !== self) peers[node.name] = newPeer(node.name, node.priority);
+  }
+  return {
+    self,
+    manifest,
+    mode,
+    role: "standby",
+    epoch: 0,
+    maintenance: false,
+    failedReason: null,
+    failedAt: null,
+    quietUntil: now,
+    bootUntil: now,
+    activeSince: null,
+    seenActive: false,
+    handoverRetryAt: now,
+    claiming: null,
+    holdNoticeAt: now,
+    lastHeartbeatAt: null,
+    lastWitnessCheckAt: null,
+    apps: {},
+    peers,
+    witness: { lastOkAt: null, active: null, kind: null },
+    handover: null,
+    expecting: null,
+    roleReason: "starting",
+  };
+}
+
+/** A peer we have not heard from yet. */
+export function newPeer(name: string, priority: number): PeerState {
+  return {
+    name,
+    lastHeardAt: null,
+    role: null,
+    epoch: 0,
+    priority,
+    maintenance: false,
+    manifestHash: null,
+    lastError: null,
+  };
+}
+
+/** A stopped app with zeroed counters. */
+export function newApp(name: string, backoffMs: number): AppState {
+  return {
+    name,
+    phase: "stopped",
+    pid: null,
+    startTime: null,
+    specHash: null,
+    startedAt: null,
+    restarts: 0,
+    totalRestarts: 0,
+    lastFailureAt: null,
+    lastFailure: null,
+    backoffUntil: null,
+    backoffMs,
+    consecutiveCheckFailures: 0,
+    lastCheck: null,
+    escalated: false,
+    stopping: null,
+  };
+}
+
+/** This node's priority from the manifest. */
+export function selfPriority(state: NodeState): number {
+  return state.manifest.nodes[state.self]?.priority ?? 0;
+}
+
+/** What this node tells its peers and the witness about itself. */
+export function nodeInfo(state: NodeState): NodeInfo {
+  return {
+    node: state.self,
+    role: state.role,
+    epoch: state.epoch,
+    priority: selfPriority(state),
+    maintenance: state.maintenance,
+    manifestHash: state.manifest.hash,
+  };
+}
+
+/** The durable part of the state, as written to the state directory. */
+export function toPersisted(state: NodeState): PersistedState {
+  const apps: PersistedState["apps"] = {};
+  for (const app of Object.values(state.apps)) {
+    if (app.pid !== null && app.startTime !== null && app.specHash !== null) {
+      apps[app.name] = {
+        pid: app.pid,
+        startTime: app.startTime,
+        specHash: app.specHash,
+        restarts: app.restarts,
+      };
+    }
+  }
+  return {
+    version: 1,
+    node: state.self,
+    epoch: state.epoch,
+    role: state.role,
+    maintenance: state.maintenance,
+    failedReason: state.failedReason,
+    apps,
+  };
+}
+
+/** Whether a peer was heard within `deadAfter`. */
+export function peerAlive(state: NodeState, peer: PeerState, now: number): boolean {
+  return peer.lastHeardAt !== null &&
+    now - peer.lastHeardAt < state.manifest.cluster.heartbeat.deadAfterMs;
+}
+
+/** Peers heard within `deadAfter` that report the active role. */
+export function livePeerActives(state: NodeState, now: number): PeerState[] {
+  return Object.values(state.peers).filter((p) => p.role === "active" && peerAlive(state, p, now));
+}
+
+/** Whether the handover has gone past the point where this node still runs movable apps. */
+export function releasing(state: NodeState): boolean {
+  return state.handover !== null && state.handover.phase !== "preparing";
+}
+
+/**
+ * Whether `spec` should be running on this node now.
+ *
+ * Non-movable apps run on every node they are assigned to, whatever its role. Movable apps
+ * run only on the active node, not while it hands them over, and not on a resumed active
+ * that has not yet heard its peers (it might have been replaced while its agent was down).
+ */
+export function desiredHere(state: NodeState, spec: AppSpec, now: number): boolean {
+  if (spec.nodes !== null && !spec.nodes.includes(state.self)) return false;
+  if (!spec.movable) return true;
+  if (state.role !== "active" || releasing(state)) return false;
+  if (now < state.bootUntil) {
+    return Object.values(state.peers).every((p) => peerAlive(state, p, now));
+  }
+  return true;
+}
+
+/** Milliseconds as a short human string for messages (`250ms`, `1.5s`, `2m`). */
+export function human(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10}s`;
+  return `${Math.round(ms / 6000) / 10}m`;
+}

@@ -1,0 +1,79 @@
+/**
+ * Reconciliation: bring what runs on this node in line with what should run here, the way a
+ * Kubernetes controller does. Boot, reload, takeover, handover and restarts all end here.
+ *
+ * @module
+ */
+import { desiredHere } from "./node_state.ts";
+import { appState } from "./app_policy.ts";
+import type { Out } from "./out.ts";
+import type { AppState, NodeState } from "./types.ts";
+
+/** Emit the spawns and stops that make this node's apps match the manifest and its role. */
+export function reconcile(state: NodeState, now: number, out: Out): void {
+  for (const spec of Object.values(state.manifest.apps)) {
+    const app = appState(state, spec);
+    const desired = desiredHere(state, spec, now);
+    switch (app.phase) {
+      case "running":
+        if (!desired) {
+          stop(app, whyNotHere(state), out);
+        } else if (app.specHash !== spec.hash) {
+          stop(app, "manifest changed", out);
+        }
+        break;
+      case "backoff":
+        if (!desired) {
+          app.phase = "stopped";
+          app.backoffUntil = null;
+        } else if (!state.maintenance && app.backoffUntil !== null && now >= app.backoffUntil) {
+          spawn(state, app, out);
+        }
+        break;
+      case "stopped":
+        if (desired && !state.maintenance) spawn(state, app, out);
+        break;
+      case "starting":
+      case "stopping":
+        break;
+    }
+  }
+  for (const app of Object.values(state.apps)) {
+    if (state.manifest.apps[app.name]) continue;
+    if (app.phase === "running") stop(app, "removed from the manifest", out);
+    else if (app.phase === "stopped" || app.phase === "backoff") delete state.apps[app.name];
+  }
+}
+
+function spawn(state: NodeState, app: AppState, out: Out): void {
+  app.phase = "starting";
+  app.backoffUntil = null;
+  out.push({ type: "spawn", app: app.name, epoch: state.epoch });
+}
+
+function stop(app: AppState, reason: string, out: Out): void {
+  if (app.pid === null) return;
+  app.phase = "stopping";
+  app.stopping = { reason, restartAfterMs: null };
+  out.push({ type: "stop", app: app.name, pid: app.pid, mode: "graceful", reason });
+}
+
+function whyNotHere(state: NodeState): string {
+  if (state.handover) return `handing over to ${state.handover.to}`;
+  return `node is ${state.role}`;
+}
+
+/**
+ * Stop every running movable app at once with SIGKILL: used when this node must not run them
+ * a moment longer (it lost the active role to a higher epoch, or it isolated itself).
+ */
+export function killMovable(state: NodeState, reason: string, out: Out): void {
+  for (const app of Object.values(state.apps)) {
+    const spec = state.manifest.apps[app.name];
+    if (!spec?.movable || app.pid === null) continue;
+    if (app.phase !== "running" && app.phase !== "stopping") continue;
+    app.phase = "stopping";
+    app.stopping = { reason, restartAfterMs: null };
+    out.push({ type: "stop", app: app.name, pid: app.pid, mode: "kill", reason });
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The decision core: `step(state, event, now)` → actions. Deterministic and free of I/O: the
+ * same state, event and `now` always give the same actions, so every hard case (partitions,
+ * double failures, agent restarts, clock jumps) is a unit test or a seeded simulation.
+ *
+ * @module
+ */
+import type { Manifest } from "../manifest/types.ts";
+import {
+  type Escalate,
+  onCheck,
+  onExited,
+  onLost,
+  onStarted,
+  onStartFailed,
+  resetHealthyWindows,
+} from "./app_policy.ts";
+import { newApp, newPeer, toPersisted } from "./node_state.ts";
+import { Out } from "./out.ts";
+import { reconcile } from "./reconcile.ts";
+import {
+  becomeActive,
+  escalate,
+  onClaimResult,
+  onCommand,
+  onCommit,
+  onCommitResult,
+  onFenceResult,
+  onPeerInfo,
+  onPeerUnreachable,
+  onPrepare,
+  onPrepareResult,
+  onWitness,
+  progressHandover,
+  tickCluster,
+} from "./takeover.ts";
+import type { Action, AppState, Event, NodeState } from "./types.ts";
+
+/** What one step produced. `state` is the same object, updated in place. */
+export interface StepResult {
+  state: NodeState;
+  actions: Action[];
+}
+
+/**
+ * Feed one event to the core. The state is owned by the core and updated in place; the
+ * returned actions are for the drivers, in order (a `persist` precedes any spawn that
+ * depends on the new durable state).
+ *
+ * @example
+ * ```ts
+ * const state = initNodeState("alpha", manifest, "auto", 0);
+ * let { actions } = step(state, { type: "boot", persisted: null, adopted: [], lost: [] }, 0);
+ * ({ actions } = step(state, { type: "tick" }, 1000));
+ * ```
+ */
+export function step(state: NodeState, event: Event, now: number): StepResult {
+  const out = new Out();
+  const esc: Escalate = (s, app, reason, t) => escalate(s, app, reason, t, out);
+  switch (event.type) {
+    case "boot":
+      onBoot(state, event, now, out, esc);
+      break;
+    case "tick":
+      resetHealthyWindows(state, now, out);
+      tickCluster(state, now, out);
+      break;
+    case "manifest":
+      onManifest(state, event.manifest, out);
+      break;
+    case "app_started":
+      onStarted(state, event, now, out);
+      break;
+    case "app_start_failed":
+      onStartFailed(state, event, now, out, esc);
+      break;
+    case "app_exited":
+      onExited(state, event, now, out, esc);
+      break;
+    case "check":
+      onCheck(state, event, now, out, esc);
+      break;
+    case "peer_info":
+      onPeerInfo(state, event, now, out);
+      break;
+    case "peer_unreachable":
+      onPeerUnreachable(state, event, now, out);
+      break;
+    case "witness":
+      onWitness(state, event, now, out);
+      break;
+    case "claim_result":
+      onClaimResult(state, event, now, out);
+      break;
+    case "takeover_prepare":
+      onPrepare(state, event, now, out);
+      break;
+    case "takeover_commit":
+      onCommit(state, event, now, out);
+      break;
+    case "prepare_result":
+      onPrepareResult(state, event, now, out);
+      break;
+    case "commit_result":
+      onCommitResult(state, event, now, out);
+      break;
+    case "fence_result":
+      onFenceResult(state, event, now, out);
+      break;
+    case "command":
+      onCommand(state, event.id, event.command, now, out);
+      break;
+  }
+  // A new role or epoch reaches the disk before anything is started under it.
+  if (out.dirty) {
+    out.push({ type: "persist", state: toPersisted(state) });
+    out.dirty = false;
+  }
+  reconcile(state, now, out);
+  progressHandover(state, now, out);
+  if (out.dirty) out.push({ type: "persist", state: toPersisted(state) });
+  return { state, actions: out.actions };
+}
+
+function onBoot(
+  state: NodeState,
+  ev: Extract<Event, { type: "boot" }>,
+  now: number,
+  out: Out,
+  escalate: Escalate,
+): void {
+  const deadAfter = state.manifest.cluster.heartbeat.deadAfterMs;
+  const hasPeers = Object.keys(state.peers).length > 0;
+  state.quietUntil = hasPeers ? now + deadAfter : now;
+  state.bootUntil = hasPeers ? now + deadAfter : now;
+  const p = ev.persisted;
+  if (p) {
+    state.epoch = p.epoch;
+    state.maintenance = p.maintenance;
+    if (p.role === "failed") {
+      state.role = "failed";
+      state.failedAt = now;
+      state.failedReason = p.failedReason;
+      state.roleReason = `failed before the agent restarted: ${p.failedReason ?? "unknown"}`;
+    } else if (p.role === "active") {
+      state.role = "active";
+      state.activeSince = now;
+      state.roleReason = `resumed as active at epoch ${p.epoch} after an agent restart`;
+    } else {
+      state.roleReason = "resumed as standby after an agent restart";
+    }
+    out.record("info", null, "boot", state.roleReason);
+  } else {
+    out.record("info", null, "boot", "no previous state: starting fresh");
+  }
+  for (const a of ev.adopted) {
+    const spec = state.manifest.apps[a.app];
+    const app = newApp(a.app, spec?.restart.backoffMs ?? 0);
+    app.phase = "running";
+    app.pid = a.pid;
+    app.startTime = a.startTime;
+    app.specHash = a.specHash;
+    app.startedAt = now;
+    app.restarts = a.restarts;
+    state.apps[a.app] = app;
+    out.record("info", a.app, "adopted", `adopted pid ${a.pid}, still running from before`);
+  }
+  const lost: AppState[] = [];
+  for (const name of ev.lost) {
+    const spec = state.manifest.apps[name];
+    if (!spec) continue;
+    const app = newApp(name, spec.restart.backoffMs);
+    app.restarts = p?.apps[name]?.restarts ?? 0;
+    state.apps[name] = app;
+    lost.push(app);
+  }
+  if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
+    becomeActive(state, "started with --mode active", now, out);
+  }
+  for (const app of lost) onLost(state, app, now, out, escalate);
+  out.dirty = true;
+}
+
+function onManifest(state: NodeState, manifest: Manifest, out: Out): void {
+  const before = state.manifest;
+  state.manifest = manifest;
+  const added = Object.keys(manifest.apps).filter((a) => !before.apps[a]);
+  const removed = Object.keys(before.apps).filter((a) => !manifest.apps[a]);
+  const changed = Object.keys(manifest.apps).filter((a) =>
+    before.apps[a] && before.apps[a].hash !== manifest.apps[a]?.hash
+  );
+  for (const name of Object.keys(manifest.nodes)) {
+    if (name !== state.self && !state.peers[name]) {
+      state.peers[name] = newPeer(name, manifest.nodes[name]?.priority ?? 0);
+    }
+  }
+  for (const name of Object.keys(state.peers)) {
+    if (!manifest.nodes[name]) delete state.peers[name];
+  }
+  out.record(
+    "info",
+    null,
+    "reload",
+    `manifest ${manifest.hash} loaded: ${added.length} added, ${removed.length} removed, ` +
+      `${changed.length} changed` +
+      (added.length + removed.length + changed.length > 0
+        ? ` (${
+          [
+            ...added.map((a) => `+${a}`),
+            ...removed.map((a) => `-${a}`),
+            ...changed.map((a) => `~${a}`),
+          ].join(" ")
+        })`
+        : ""),
+  );
+}

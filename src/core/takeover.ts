@@ -1,0 +1,657 @@
+/**
+ * The takeover protocol: roles, epochs, heartbeats, handover of every movable app
+ * (escalation and switchover), standby takeover, witness arbitration and self-fencing.
+ *
+ * Safety rules, in the order they are checked:
+ * - An active that sees another active with a higher epoch stops its movable apps at once
+ *   (SIGKILL) and becomes standby.
+ * - An active that hears neither a peer nor the witness for `fenceAfter` stops its movable
+ *   apps by itself; the standby waits `deadAfter` > `fenceAfter` + interval before it starts
+ *   them, so the isolated active always stops first.
+ * - A standby that cannot see every peer takes over only with the witness's agreement (a
+ *   baton witness grants the claim; a plain HTTP witness only proves reachability).
+ * - A handing-over active stops its movable apps, and only then asks the peer to start them.
+ *
+ * @module
+ */
+import { killMovable } from "./reconcile.ts";
+import {
+  human,
+  livePeerActives,
+  nodeInfo,
+  peerAlive,
+  selfPriority,
+  toPersisted,
+} from "./node_state.ts";
+import type { Out } from "./out.ts";
+import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
+
+/** How long a standby that acknowledged a handover waits for the commit. */
+const EXPECT_GRACE_MS = 60_000;
+
+// ---------------------------------------------------------------- peers and the witness
+
+/** A peer told us about itself (its heartbeat, or its reply to ours). */
+export function onPeerInfo(
+  state: NodeState,
+  ev: Extract<Event, { type: "peer_info" }>,
+  now: number,
+  out: Out,
+): void {
+  const peer = state.peers[ev.info.node];
+  if (!peer) return;
+  const info = ev.info;
+  if (peer.role !== info.role && peer.lastHeardAt !== null) {
+    out.record(
+      "info",
+      null,
+      "peer_role",
+      `peer ${info.node} is now ${info.role} (epoch ${info.epoch})`,
+    );
+  } else if (peer.lastHeardAt === null || (peer.lastError !== null)) {
+    out.record(
+      "info",
+      null,
+      "peer_up",
+      `peer ${info.node} is reachable (${info.role}, epoch ${info.epoch})`,
+    );
+  }
+  peer.lastHeardAt = now;
+  peer.role = info.role;
+  peer.epoch = info.epoch;
+  peer.priority = info.priority;
+  peer.maintenance = info.maintenance;
+  peer.manifestHash = info.manifestHash;
+  peer.lastError = null;
+  if (info.role === "active") state.seenActive = true;
+
+  if (state.role === "active" && info.role === "active" && outranks(info, state)) {
+    stepDown(
+      state,
+      `peer ${info.node} is active at epoch ${info.epoch} (ours ${state.epoch}): ` +
+        `the lower epoch yields`,
+      now,
+      out,
+    );
+  }
+  if (state.role !== "active" && info.epoch > state.epoch) {
+    state.epoch = info.epoch;
+    out.dirty = true;
+  }
+  if (state.claiming && info.role === "active") {
+    out.record("info", null, "claim_dropped", `peer ${info.node} is active: dropping our claim`);
+    state.claiming = null;
+  }
+}
+
+/** Whether a peer claiming active beats this active node (higher epoch, then priority, then name). */
+function outranks(
+  info: { node: string; epoch: number; priority: number },
+  state: NodeState,
+): boolean {
+  if (info.epoch !== state.epoch) return info.epoch > state.epoch;
+  const mine = selfPriority(state);
+  if (info.priority !== mine) return info.priority > mine;
+  return info.node < state.self;
+}
+
+/** A heartbeat exchange with a peer failed. */
+export function onPeerUnreachable(
+  state: NodeState,
+  ev: Extract<Event, { type: "peer_unreachable" }>,
+  now: number,
+  out: Out,
+): void {
+  const peer = state.peers[ev.node];
+  if (!peer) return;
+  if (peer.lastError === null && peer.lastHeardAt !== null) {
+    out.record("warn", null, "peer_down", `peer ${ev.node} unreachable: ${ev.error}`);
+  }
+  peer.lastError = ev.error;
+  void now;
+}
+
+/** The witness answered (or did not). */
+export function onWitness(
+  state: NodeState,
+  ev: Extract<Event, { type: "witness" }>,
+  now: number,
+  out: Out,
+): void {
+  const wasOk = witnessFresh(state, now);
+  if (ev.ok) {
+    state.witness = { lastOkAt: now, active: ev.active, kind: ev.kind };
+    if (!wasOk && state.witness.lastOkAt !== null) {
+      out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
+    }
+  } else if (wasOk) {
+    out.record("warn", null, "witness_down", `witness unreachable: ${ev.error ?? "no reply"}`);
+  }
+}
+
+function witnessFresh(state: NodeState, now: number): boolean {
+  const at = state.witness.lastOkAt;
+  return at !== null && now - at < state.manifest.cluster.heartbeat.deadAfterMs;
+}
+
+/** Age of the freshest active the baton witness has heard, seen from `now`. */
+function witnessActiveAge(state: NodeState, now: number): number | null {
+  const w = state.witness;
+  if (!w.active || w.lastOkAt === null) return null;
+  return w.active.ageMs + (now - w.lastOkAt);
+}
+
+/** The baton witness answered our claim for the active role. */
+export function onClaimResult(
+  state: NodeState,
+  ev: Extract<Event, { type: "claim_result" }>,
+  now: number,
+  out: Out,
+): void {
+  const claim = state.claiming;
+  if (!claim || claim.epoch !== ev.epoch) return;
+  state.claiming = null;
+  if (!ev.ok) {
+    out.record("warn", null, "claim_refused", `witness refused our takeover: ${ev.detail}`);
+    state.quietUntil = now + state.manifest.cluster.heartbeat.intervalMs;
+    return;
+  }
+  if (state.role !== "standby" || state.maintenance || livePeerActives(state, now).length > 0) {
+    return;
+  }
+  becomeActive(state, `${claim.reason}; witness granted epoch ${ev.epoch}`, now, out, ev.epoch);
+}
+
+// ---------------------------------------------------------------- roles
+
+/** Take the active role with a new epoch; reconcile then starts every movable app. */
+export function becomeActive(
+  state: NodeState,
+  reason: string,
+  now: number,
+  out: Out,
+  epoch: number = nextEpoch(state),
+): void {
+  state.epoch = Math.max(epoch, nextEpoch(state));
+  state.role = "active";
+  state.roleReason = reason;
+  state.activeSince = now;
+  state.expecting = null;
+  state.claiming = null;
+  state.bootUntil = now;
+  out.dirty = true;
+  out.record("info", null, "active", `active at epoch ${state.epoch}: ${reason}`);
+}
+
+/** One above every epoch this node has heard of (its own, its peers', the witness's). */
+function nextEpoch(state: NodeState): number {
+  let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0);
+  for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
+  return max + 1;
+}
+
+/** Give up the active role at once: SIGKILL movable apps, become standby, stay quiet a while. */
+export function stepDown(state: NodeState, reason: string, now: number, out: Out): void {
+  state.role = "standby";
+  state.roleReason = reason;
+  state.activeSince = null;
+  state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
+  out.dirty = true;
+  out.record("error", null, "step_down", `stepping down to standby: ${reason}`);
+  if (state.handover?.requestId) {
+    out.push({
+      type: "reply",
+      id: state.handover.requestId,
+      status: 409,
+      body: { ok: false, error: `stepped down: ${reason}` },
+    });
+  }
+  state.handover = null;
+  killMovable(state, reason, out);
+}
+
+// ---------------------------------------------------------------- handover (sending side)
+
+/** The best standby to hand the movable apps to: alive, not in maintenance, by priority. */
+export function bestStandby(state: NodeState, now: number): PeerState | null {
+  const candidates = Object.values(state.peers).filter((p) =>
+    p.role === "standby" && !p.maintenance && peerAlive(state, p, now)
+  );
+  candidates.sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+  return candidates[0] ?? null;
+}
+
+/** Why no peer can take over right now, for the log. */
+function noPeerReason(state: NodeState, now: number): string {
+  const peers = Object.values(state.peers);
+  if (peers.length === 0) return "single-node cluster";
+  return peers.map((p) => {
+    if (!peerAlive(state, p, now)) return `${p.name} unreachable`;
+    if (p.maintenance) return `${p.name} in maintenance`;
+    return `${p.name} is ${p.role}`;
+  }).join(", ");
+}
+
+/**
+ * Escalation of an app: hand every movable app to the best standby. Returns whether a
+ * handover is under way; if not, the caller keeps restarting the app here with backoff.
+ */
+export function escalate(state: NodeState, app: AppState, reason: string, now: number, out: Out) {
+  if (state.role !== "active") {
+    out.record("warn", app.name, "no_handover", `node is ${state.role}: nothing to hand over`);
+    return false;
+  }
+  return startHandover(state, "escalation", null, `${app.name}: ${reason}`, null, now, out);
+}
+
+function startHandover(
+  state: NodeState,
+  kind: Handover["kind"],
+  to: string | null,
+  reason: string,
+  requestId: string | null,
+  now: number,
+  out: Out,
+): boolean {
+  if (state.handover) return true;
+  if (state.maintenance) {
+    out.record("warn", null, "no_handover", "maintenance mode: no moves");
+    return false;
+  }
+  const target = to === null ? bestStandby(state, now) : state.peers[to];
+  if (
+    !target || target.role !== "standby" || target.maintenance || !peerAlive(state, target, now)
+  ) {
+    out.record(
+      "error",
+      null,
+      "no_handover",
+      `cannot hand over (${kind}): ${
+        to === null ? noPeerReason(state, now) : `${to} is not an available standby`
+      }`,
+    );
+    state.handoverRetryAt = now + state.manifest.cluster.heartbeat.deadAfterMs;
+    return false;
+  }
+  state.handover = {
+    kind,
+    to: target.name,
+    epoch: state.epoch,
+    reason,
+    phase: "preparing",
+    startedAt: now,
+    requestId,
+  };
+  out.record("warn", null, "handover", `${kind}: asking ${target.name} to take over (${reason})`);
+  out.push({ type: "send_prepare", to: target.name, epoch: state.epoch, reason });
+  return true;
+}
+
+/** The standby answered our prepare. */
+export function onPrepareResult(
+  state: NodeState,
+  ev: Extract<Event, { type: "prepare_result" }>,
+  now: number,
+  out: Out,
+): void {
+  const h = state.handover;
+  if (!h || h.to !== ev.to || h.phase !== "preparing") return;
+  if (!ev.ok) {
+    out.record(
+      "error",
+      null,
+      "handover_refused",
+      `${ev.to} did not acknowledge the handover (${ev.detail}): keeping the apps here`,
+    );
+    if (h.requestId) {
+      out.push({
+        type: "reply",
+        id: h.requestId,
+        status: 409,
+        body: { ok: false, error: ev.detail },
+      });
+    }
+    state.handover = null;
+    state.handoverRetryAt = now + state.manifest.cluster.heartbeat.deadAfterMs;
+    return;
+  }
+  h.phase = "stopping";
+  out.record("warn", null, "handover", `${ev.to} is ready: stopping every movable app here first`);
+}
+
+/** After reconcile: move the handover on once every movable app here has exited. */
+export function progressHandover(state: NodeState, now: number, out: Out): void {
+  const h = state.handover;
+  if (!h || h.phase !== "stopping") return;
+  const stillRunning = Object.values(state.apps).some((a) =>
+    state.manifest.apps[a.name]?.movable && a.pid !== null
+  );
+  if (stillRunning) return;
+  const fence = state.manifest.cluster.fence;
+  if (h.kind === "escalation" && fence) {
+    h.phase = "fencing";
+    out.record("warn", null, "fence", `movable apps stopped; running the fence command`);
+    out.push({ type: "fence", command: fence });
+    return;
+  }
+  finishHandover(state, now, out);
+}
+
+/** The fence command finished. */
+export function onFenceResult(
+  state: NodeState,
+  ev: Extract<Event, { type: "fence_result" }>,
+  now: number,
+  out: Out,
+): void {
+  if (state.handover?.phase !== "fencing") return;
+  out.record(ev.ok ? "info" : "error", null, "fence", `fence command: ${ev.detail}`);
+  finishHandover(state, now, out);
+}
+
+function finishHandover(state: NodeState, now: number, out: Out): void {
+  const h = state.handover;
+  if (!h) return;
+  h.phase = "committing";
+  state.activeSince = null;
+  state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
+  if (h.kind === "escalation") {
+    state.role = "failed";
+    state.failedAt = now;
+    state.failedReason = h.reason;
+    state.roleReason = `failed: ${h.reason} (run "baton clear" once the host is repaired)`;
+  } else {
+    state.role = "standby";
+    state.roleReason = `switched over to ${h.to}`;
+  }
+  out.record(
+    h.kind === "escalation" ? "error" : "info",
+    null,
+    h.kind === "escalation" ? "failed" : "standby",
+    `movable apps stopped; this node is now ${state.role}; asking ${h.to} to start them`,
+  );
+  // The new role must be on disk before the peer may start anything.
+  out.push({ type: "persist", state: toPersisted(state) });
+  out.dirty = false;
+  out.push({ type: "send_commit", to: h.to, epoch: h.epoch, reason: h.reason });
+}
+
+/** The standby answered our commit. */
+export function onCommitResult(
+  state: NodeState,
+  ev: Extract<Event, { type: "commit_result" }>,
+  _now: number,
+  out: Out,
+): void {
+  const h = state.handover;
+  if (!h || h.to !== ev.to || h.phase !== "committing") return;
+  if (ev.ok) {
+    out.record("info", null, "handover_done", `${ev.to} took over: ${ev.detail}`);
+  } else {
+    out.record(
+      "warn",
+      null,
+      "handover_commit",
+      `${ev.to} did not confirm (${ev.detail}); it takes over when it sees this node ${state.role}`,
+    );
+  }
+  if (h.requestId) {
+    out.push({
+      type: "reply",
+      id: h.requestId,
+      status: 200,
+      body: { ok: true, to: ev.to, confirmed: ev.ok, detail: ev.detail },
+    });
+  }
+  state.handover = null;
+}
+
+// ---------------------------------------------------------------- handover (receiving side)
+
+/** A peer announces it will hand us its movable apps. */
+export function onPrepare(
+  state: NodeState,
+  ev: Extract<Event, { type: "takeover_prepare" }>,
+  now: number,
+  out: Out,
+): void {
+  const refuse = (why: string) => {
+    out.record("warn", null, "prepare_refused", `refused handover from ${ev.from}: ${why}`);
+    out.push({ type: "reply", id: ev.id, status: 409, body: { ok: false, error: why } });
+  };
+  if (!state.peers[ev.from]) return refuse(`unknown node ${ev.from}`);
+  if (state.role !== "standby") return refuse(`this node is ${state.role}`);
+  if (state.maintenance) return refuse("this node is in maintenance");
+  if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
+  state.expecting = { from: ev.from, epoch: ev.epoch, until: now + EXPECT_GRACE_MS };
+  out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
+  out.push({ type: "reply", id: ev.id, status: 200, body: { ok: true, node: state.self } });
+}
+
+/** The peer stopped its movable apps: start them here. */
+export function onCommit(
+  state: NodeState,
+  ev: Extract<Event, { type: "takeover_commit" }>,
+  now: number,
+  out: Out,
+): void {
+  const reply = (status: number, body: Record<string, unknown>) =>
+    out.push({ type: "reply", id: ev.id, status, body });
+  if (!state.peers[ev.from]) return reply(409, { ok: false, error: `unknown node ${ev.from}` });
+  if (ev.epoch < state.epoch && state.role !== "active") {
+    return reply(409, { ok: false, error: `stale epoch ${ev.epoch} (ours ${state.epoch})` });
+  }
+  if (state.role === "active") return reply(200, { ok: true, epoch: state.epoch, already: true });
+  if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
+  if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
+  becomeActive(state, `handover from ${ev.from}: ${ev.reason}`, now, out);
+  reply(200, { ok: true, epoch: state.epoch });
+}
+
+// ---------------------------------------------------------------- operator commands
+
+/** switchover, maintenance, clear. */
+export function onCommand(
+  state: NodeState,
+  id: string,
+  command: Command,
+  now: number,
+  out: Out,
+): void {
+  const reply = (status: number, body: Record<string, unknown>) =>
+    out.push({ type: "reply", id, status, body });
+  switch (command.type) {
+    case "maintenance":
+      if (state.maintenance !== command.on) {
+        state.maintenance = command.on;
+        out.dirty = true;
+        out.record(
+          "warn",
+          null,
+          "maintenance",
+          command.on ? "maintenance on: no restarts, no moves" : "maintenance off",
+        );
+      }
+      return reply(200, { ok: true, maintenance: state.maintenance });
+    case "clear": {
+      const wasFailed = state.role === "failed";
+      if (wasFailed) {
+        state.role = "standby";
+        state.roleReason = "cleared by the operator";
+        state.failedReason = null;
+        state.failedAt = null;
+      }
+      for (const app of Object.values(state.apps)) {
+        app.restarts = 0;
+        app.escalated = false;
+        const spec = state.manifest.apps[app.name];
+        if (spec) app.backoffMs = spec.restart.backoffMs;
+      }
+      out.dirty = true;
+      out.record(
+        "info",
+        null,
+        "clear",
+        wasFailed ? "cleared: failed → standby" : "counters cleared",
+      );
+      return reply(200, { ok: true, role: state.role });
+    }
+    case "switchover": {
+      if (state.role !== "active") {
+        const active = livePeerActives(state, now)[0];
+        return reply(409, {
+          ok: false,
+          error: `this node is ${state.role}; run switchover on the active node` +
+            (active ? ` (${active.name})` : ""),
+        });
+      }
+      if (state.handover) {
+        return reply(409, { ok: false, error: `a handover to ${state.handover.to} is under way` });
+      }
+      if (command.to !== null && !state.peers[command.to]) {
+        return reply(400, { ok: false, error: `unknown node ${command.to}` });
+      }
+      if (!startHandover(state, "switchover", command.to, "operator switchover", id, now, out)) {
+        return reply(409, {
+          ok: false,
+          error: command.to === null
+            ? `no standby can take over: ${noPeerReason(state, now)}`
+            : `${command.to} is not an available standby`,
+        });
+      }
+      return; // replied when the handover ends
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the periodic cycle
+
+/** Timers of the cluster: heartbeats, cooldowns, retries, self-fencing and takeover. */
+export function tickCluster(state: NodeState, now: number, out: Out): void {
+  const hb = state.manifest.cluster.heartbeat;
+  const hasPeers = Object.keys(state.peers).length > 0;
+  if (state.lastHeartbeatAt === null || now - state.lastHeartbeatAt >= hb.intervalMs) {
+    state.lastHeartbeatAt = now;
+    if (hasPeers) out.push({ type: "heartbeat", info: nodeInfo(state) });
+    if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
+  }
+
+  const cooldown = state.manifest.cluster.failedCooldownMs;
+  if (
+    state.role === "failed" && cooldown !== null && state.failedAt !== null &&
+    now - state.failedAt >= cooldown
+  ) {
+    state.role = "standby";
+    state.roleReason = `failed cooldown of ${human(cooldown)} passed`;
+    state.failedReason = null;
+    state.failedAt = null;
+    out.dirty = true;
+    out.record("info", null, "standby", state.roleReason);
+  }
+
+  if (state.expecting && now >= state.expecting.until) {
+    out.record("warn", null, "expect_expired", `handover from ${state.expecting.from} never came`);
+    state.expecting = null;
+  }
+  if (state.claiming && now - state.claiming.since >= hb.deadAfterMs) state.claiming = null;
+
+  if (state.role === "active") {
+    tickActive(state, now, out);
+  } else if (state.role === "standby") {
+    tickStandby(state, now, out);
+  }
+}
+
+function tickActive(state: NodeState, now: number, out: Out): void {
+  if (
+    !state.handover && !state.maintenance && now >= state.handoverRetryAt &&
+    Object.values(state.apps).some((a) => a.escalated)
+  ) {
+    const app = Object.values(state.apps).find((a) => a.escalated);
+    if (app && bestStandby(state, now)) {
+      startHandover(state, "escalation", null, `${app.name}: ${app.lastFailure}`, null, now, out);
+    }
+  }
+  // Self-fencing: an active cut off from every peer and from the witness stops its apps.
+  const cluster = state.manifest.cluster;
+  if (!cluster.witness || Object.keys(state.peers).length === 0) return;
+  const since = state.activeSince ?? now;
+  let lastContact = Math.max(since, state.witness.lastOkAt ?? -Infinity);
+  for (const p of Object.values(state.peers)) {
+    if (p.lastHeardAt !== null) lastContact = Math.max(lastContact, p.lastHeardAt);
+  }
+  if (now - lastContact >= cluster.heartbeat.fenceAfterMs) {
+    stepDown(
+      state,
+      `isolated: no peer and no witness for ${human(now - lastContact)} ` +
+        `(fenceAfter ${human(cluster.heartbeat.fenceAfterMs)})`,
+      now,
+      out,
+    );
+  }
+}
+
+function tickStandby(state: NodeState, now: number, out: Out): void {
+  if (state.maintenance || state.claiming || now < state.quietUntil) return;
+  if (livePeerActives(state, now).length > 0) return;
+  const hb = state.manifest.cluster.heartbeat;
+  const peers = Object.values(state.peers);
+  const unseen = peers.filter((p) => !peerAlive(state, p, now));
+  const expecting = state.expecting;
+  let reason: string;
+  if (expecting && !livePeerActives(state, now).some((p) => p.name === expecting.from)) {
+    reason = `${expecting.from} handed over its apps`;
+  } else {
+    if (state.mode === "standby" && !state.seenActive) {
+      return hold(state, now, out, "--mode standby: waiting for an active node");
+    }
+    const eligible = peers.filter((p) =>
+      peerAlive(state, p, now) && p.role === "standby" && !p.maintenance
+    );
+    const better = eligible.find((p) =>
+      p.priority > selfPriority(state) ||
+      (p.priority === selfPriority(state) && p.name < state.self)
+    );
+    if (better) return;
+    const lost = peers.filter((p) => p.role === "active" && !peerAlive(state, p, now));
+    reason = lost.length > 0
+      ? `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
+        human(hb.deadAfterMs)
+      }`
+      : peers.length === 0
+      ? "single-node cluster"
+      : "no active node in the cluster; highest-priority standby";
+  }
+  if (unseen.length > 0 && state.manifest.cluster.witness) {
+    // We cannot see every peer: only the witness may tell us it is safe.
+    if (!witnessFresh(state, now)) {
+      return hold(
+        state,
+        now,
+        out,
+        `cannot see ${unseen.map((p) => p.name).join(", ")} nor the witness: not guessing`,
+      );
+    }
+    const age = witnessActiveAge(state, now);
+    const w = state.witness.active;
+    if (w && age !== null && age < hb.deadAfterMs && w.node !== state.self) {
+      return hold(state, now, out, `the witness still hears active ${w.node} (${human(age)} ago)`);
+    }
+    if (state.witness.kind === "baton") {
+      const epoch = nextEpoch(state);
+      state.claiming = { epoch, reason, since: now };
+      out.record("warn", null, "claim", `${reason}; asking the witness for epoch ${epoch}`);
+      out.push({ type: "claim_witness", info: { ...nodeInfo(state), role: "active", epoch } });
+      return;
+    }
+    reason += "; witness reachable";
+  }
+  becomeActive(state, reason, now, out);
+}
+
+/** Record, at most once per `deadAfter`, why a standby does not take over. */
+function hold(state: NodeState, now: number, out: Out, why: string): void {
+  if (now < state.holdNoticeAt) return;
+  state.holdNoticeAt = now + state.manifest.cluster.heartbeat.deadAfterMs * 5;
+  out.record("warn", null, "hold", `not taking over: ${why}`);
+}

@@ -1,0 +1,238 @@
+/**
+ * Types of the pure decision core: its state, the events it consumes and the actions it
+ * emits. The core never reads a clock, touches a socket or spawns a process; drivers turn
+ * the world into {@linkcode Event}s and carry out {@linkcode Action}s.
+ *
+ * Times inside the core are milliseconds on a monotonic clock supplied by the caller
+ * (`now`), so a wall-clock jump cannot fire or delay a timer.
+ *
+ * @module
+ */
+import type { Manifest } from "../manifest/types.ts";
+
+/** A node's role in the cluster. */
+export type Role = "standby" | "active" | "failed";
+
+/** How the node was told to start (`baton run --mode`). */
+export type StartMode = "auto" | "active" | "standby";
+
+/** Lifecycle of one app on this node. */
+export type AppPhase = "stopped" | "starting" | "running" | "stopping" | "backoff";
+
+/** Result of the latest interface check. */
+export interface CheckResult {
+  ok: boolean;
+  at: number;
+  detail: string;
+}
+
+/** Everything the core tracks about one app on this node. */
+export interface AppState {
+  name: string;
+  phase: AppPhase;
+  pid: number | null;
+  /** Process start time from /proc (clock ticks since boot): with the PID, the identity. */
+  startTime: number | null;
+  /** Manifest hash of the spec the running process was started from. */
+  specHash: string | null;
+  /** When the current process started (core clock); null if unknown (adopted). */
+  startedAt: number | null;
+  /** Restarts counted in the current window (reset after `restart.window` of health). */
+  restarts: number;
+  /** Restarts since the agent started, never reset. */
+  totalRestarts: number;
+  lastFailureAt: number | null;
+  lastFailure: string | null;
+  backoffUntil: number | null;
+  /** Next backoff delay once the app is escalated and nothing can take it. */
+  backoffMs: number;
+  consecutiveCheckFailures: number;
+  lastCheck: CheckResult | null;
+  /** The restarted app failed again inside the window: the host is suspect. */
+  escalated: boolean;
+  /** Why the current stop was requested; `restartAfterMs` delays the start after a failure. */
+  stopping: { reason: string; restartAfterMs: number | null } | null;
+}
+
+/** What this node knows of a peer. */
+export interface PeerState {
+  name: string;
+  /** Core-clock time we last heard from the peer (its heartbeat or its reply to ours). */
+  lastHeardAt: number | null;
+  role: Role | null;
+  epoch: number;
+  priority: number;
+  maintenance: boolean;
+  manifestHash: string | null;
+  /** Error of the latest failed exchange, if the latest one failed. */
+  lastError: string | null;
+}
+
+/** What the witness told us last. */
+export interface WitnessState {
+  /** Core-clock time of the last successful exchange with the witness. */
+  lastOkAt: number | null;
+  /**
+   * For a baton witness: the freshest active it has heard (node, epoch, age at `lastOkAt`).
+   * Null for a plain HTTP witness, which only proves reachability.
+   */
+  active: { node: string; epoch: number; ageMs: number } | null;
+  /** Whether the witness is a baton witness (knows about actives) or only reachable. */
+  kind: "baton" | "http" | null;
+}
+
+/** A planned or forced move of every movable app from this node to a peer. */
+export interface Handover {
+  kind: "escalation" | "switchover";
+  to: string;
+  /** Epoch at the time the handover began. */
+  epoch: number;
+  reason: string;
+  phase: "preparing" | "stopping" | "fencing" | "committing";
+  startedAt: number;
+  /** Operator request waiting for the outcome (switchover), if any. */
+  requestId: string | null;
+}
+
+/** A handover a peer announced to us, that we acknowledged. */
+export interface ExpectedHandover {
+  from: string;
+  epoch: number;
+  until: number;
+}
+
+/** The durable part of the state, written to the state directory after every change. */
+export interface PersistedState {
+  version: 1;
+  node: string;
+  epoch: number;
+  role: Role;
+  maintenance: boolean;
+  failedReason: string | null;
+  apps: Record<string, PersistedApp>;
+}
+
+/** Identity of one running app, as written to the state directory. */
+export interface PersistedApp {
+  pid: number;
+  startTime: number;
+  specHash: string;
+  restarts: number;
+}
+
+/** A live process found at boot whose PID and start time match the persisted record. */
+export interface AdoptedApp {
+  app: string;
+  pid: number;
+  startTime: number;
+  specHash: string;
+  restarts: number;
+}
+
+/** The complete state of one node's core. */
+export interface NodeState {
+  self: string;
+  manifest: Manifest;
+  mode: StartMode;
+  role: Role;
+  epoch: number;
+  maintenance: boolean;
+  failedReason: string | null;
+  failedAt: number | null;
+  /** Until this time, a standby does not take over (it is learning the cluster, or just handed over). */
+  quietUntil: number;
+  /** Until this time (or until a peer is heard), a resumed active does not start missing movable apps. */
+  bootUntil: number;
+  /** When this node last became active (core clock); contact ages for self-fencing count from here. */
+  activeSince: number | null;
+  /** Whether any peer has been seen active since boot (`--mode standby` waits for one). */
+  seenActive: boolean;
+  /** Earliest time to retry a handover after a refused or failed one. */
+  handoverRetryAt: number;
+  /** A takeover waiting for the witness to grant it. */
+  claiming: { epoch: number; reason: string; since: number } | null;
+  /** Earliest time to record again that a takeover is held back (avoids flooding the log). */
+  holdNoticeAt: number;
+  lastHeartbeatAt: number | null;
+  lastWitnessCheckAt: number | null;
+  apps: Record<string, AppState>;
+  peers: Record<string, PeerState>;
+  witness: WitnessState;
+  handover: Handover | null;
+  expecting: ExpectedHandover | null;
+  /** Human sentence saying why the node is in its current role. */
+  roleReason: string;
+}
+
+/** The view of a node that peers exchange in heartbeats. */
+export interface NodeInfo {
+  node: string;
+  role: Role;
+  epoch: number;
+  priority: number;
+  maintenance: boolean;
+  manifestHash: string;
+}
+
+/** Operator commands handled by the core. */
+export type Command =
+  | { type: "switchover"; to: string | null }
+  | { type: "maintenance"; on: boolean }
+  | { type: "clear" };
+
+/** Inputs of the core. */
+export type Event =
+  | {
+    type: "boot";
+    persisted: PersistedState | null;
+    adopted: AdoptedApp[];
+    /** Persisted apps whose process is gone (or was replaced by another PID owner). */
+    lost: string[];
+  }
+  | { type: "tick" }
+  | { type: "manifest"; manifest: Manifest }
+  | { type: "app_started"; app: string; pid: number; startTime: number; specHash: string }
+  | { type: "app_start_failed"; app: string; error: string }
+  | { type: "app_exited"; app: string; pid: number; detail: string }
+  | { type: "check"; app: string; pid: number; ok: boolean; detail: string }
+  | { type: "peer_info"; info: NodeInfo }
+  | { type: "peer_unreachable"; node: string; error: string }
+  | {
+    type: "witness";
+    ok: boolean;
+    kind: "baton" | "http" | null;
+    active: { node: string; epoch: number; ageMs: number } | null;
+    error: string | null;
+  }
+  | { type: "takeover_prepare"; id: string; from: string; epoch: number; reason: string }
+  | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }
+  | { type: "prepare_result"; to: string; ok: boolean; detail: string }
+  | { type: "commit_result"; to: string; ok: boolean; detail: string }
+  | { type: "fence_result"; ok: boolean; detail: string }
+  | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
+  | { type: "command"; id: string; command: Command };
+
+/** Severity of a recorded decision. */
+export type Level = "info" | "warn" | "error";
+
+/** Outputs of the core: data the drivers carry out, in order. */
+export type Action =
+  | { type: "spawn"; app: string; epoch: number }
+  | {
+    type: "stop";
+    app: string;
+    pid: number;
+    /** graceful: stop signal, SIGKILL after the timeout. kill: SIGKILL at once (fencing). */
+    mode: "graceful" | "kill";
+    reason: string;
+  }
+  | { type: "persist"; state: PersistedState }
+  | { type: "record"; level: Level; app: string | null; kind: string; message: string }
+  | { type: "heartbeat"; info: NodeInfo }
+  | { type: "check_witness"; info: NodeInfo }
+  /** Ask the baton witness to grant this node the active role at `info.epoch`. */
+  | { type: "claim_witness"; info: NodeInfo }
+  | { type: "send_prepare"; to: string; epoch: number; reason: string }
+  | { type: "send_commit"; to: string; epoch: number; reason: string }
+  | { type: "fence"; command: string[] }
+  | { type: "reply"; id: string; status: number; body: Record<string, unknown> };

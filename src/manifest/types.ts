@@ -1,0 +1,92 @@
+/**
+ * The normalized manifest: what the rest of baton consumes after the YAML has been parsed
+ * and validated by `schema.ts`. Durations are milliseconds, defaults are filled in.
+ *
+ * @module
+ */
+
+/** A check on one app. `process` watches presence only; the others call the app's interface. */
+export type CheckSpec =
+  | { type: "process" }
+  | (CheckTiming & {
+    type: "http";
+    url: string;
+    /** Accepted status codes; default any 2xx. */
+    expectStatus: number[] | null;
+    /** Substring the body must contain, if set. */
+    expectBody: string | null;
+  })
+  | (CheckTiming & { type: "tcp"; host: string; port: number })
+  | (CheckTiming & { type: "exec"; command: string[] });
+
+/** Timing shared by the interface checks. */
+export interface CheckTiming {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failures that make the app failed. */
+  failures: number;
+  /** Delay after start before the first check. Default 0: checks run from the first second. */
+  initialDelayMs: number;
+}
+
+/** One supervised app. */
+export interface AppSpec {
+  name: string;
+  command: string[];
+  cwd: string | null;
+  env: Record<string, string>;
+  /** Movable apps run on the active node and move on failover; others run where they are. */
+  movable: boolean;
+  /** Nodes this app may run on; null means every node. */
+  nodes: string[] | null;
+  check: CheckSpec;
+  restart: {
+    /** Restarts allowed inside `windowMs` before the failure escalates. Default 1. */
+    limit: number;
+    windowMs: number;
+    /** First delay of the capped exponential backoff used when nothing can take over. */
+    backoffMs: number;
+    backoffMaxMs: number;
+  };
+  stop: { signal: Deno.Signal; timeoutMs: number };
+  /** Stable hash of everything that needs a restart when it changes. */
+  hash: string;
+}
+
+/** One node of the cluster. */
+export interface NodeSpec {
+  name: string;
+  url: string;
+  priority: number;
+}
+
+/** The witness: a third party both nodes can reach, used to break partitions. */
+export interface WitnessSpec {
+  url: string;
+}
+
+/** The whole manifest, normalized. */
+export interface Manifest {
+  cluster: {
+    name: string;
+    secretFile: string | null;
+    heartbeat: {
+      intervalMs: number;
+      deadAfterMs: number;
+      /** An isolated active stops its movable apps after this long without peer or witness. */
+      fenceAfterMs: number;
+    };
+    witness: WitnessSpec | null;
+    /** Command run after the host stopped its apps on escalation (e.g. IPMI power-off). */
+    fence: string[] | null;
+    /** A failed node becomes standby again after this long; null = only `baton clear`. */
+    failedCooldownMs: number | null;
+    tls: { cert: string; key: string; ca: string | null } | null;
+  };
+  nodes: Record<string, NodeSpec>;
+  apps: Record<string, AppSpec>;
+  /** Hash of the whole manifest as parsed; peers compare it. */
+  hash: string;
+  /** Absolute path of the file it was read from (for resolving relative paths). */
+  path: string;
+}

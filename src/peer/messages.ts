@@ -1,0 +1,51 @@
+/**
+ * Bodies of the peer protocol, validated with zod on both ends: a malformed body is a 400
+ * with a reason on the server, and a malformed reply is a failed exchange on the client.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i).max(64);
+const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A node's view of itself, exchanged in heartbeats. */
+export const NodeInfoSchema = z.strictObject({
+  node: name,
+  role: z.enum(["standby", "active", "failed"]),
+  epoch,
+  priority: z.number().int(),
+  maintenance: z.boolean(),
+  manifestHash: z.string().max(128),
+});
+
+/** `POST /v1/takeover/prepare` and `/v1/takeover/commit`. */
+export const TakeoverSchema = z.strictObject({
+  epoch,
+  reason: z.string().max(2000),
+});
+
+/** `POST /v1/switchover`. */
+export const SwitchoverSchema = z.strictObject({ to: name.nullable().optional() });
+
+/** `POST /v1/maintenance`. */
+export const MaintenanceSchema = z.strictObject({ on: z.boolean() });
+
+/** `POST /v1/clear` and `/v1/reload` take an empty object. */
+export const EmptySchema = z.strictObject({});
+
+/** What a baton witness answers to a beat or a claim. */
+export const WitnessReplySchema = z.object({
+  witness: z.literal("baton"),
+  ok: z.boolean().optional(),
+  granted: z.boolean().optional(),
+  reason: z.string().optional(),
+  active: z.object({ node: z.string(), epoch: z.number(), ageMs: z.number() }).nullable(),
+});
+
+/** A zod error as one short line: `path: message; path: message`. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues.slice(0, 5).map((i) =>
+    `${i.path.length ? i.path.join(".") : "body"}: ${i.message}`
+  ).join("; ");
+}

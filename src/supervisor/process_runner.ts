@@ -1,0 +1,100 @@
+/**
+ * The process supervisor interface: the only way the agent starts, watches and stops app
+ * processes. {@linkcode RealProcessRunner} (real_runner.ts) does it with real processes,
+ * {@linkcode FakeProcessRunner} (fake_runner.ts) is its in-memory twin for tests.
+ *
+ * @example
+ * ```ts
+ * const runner: ProcessRunner = new RealProcessRunner();
+ * runner.onExit((exit) => console.log(exit.app, exit.detail));
+ * const { pid } = await runner.spawn({
+ *   app: "web", command: ["sleep", "30"], cwd: null, env: {}, logDir: "/var/log/baton",
+ * });
+ * await runner.stop("web", pid, { signal: "SIGTERM", timeoutMs: 10_000, mode: "graceful" });
+ * ```
+ *
+ * @module
+ */
+
+/** What to start. */
+export interface SpawnSpec {
+  app: string;
+  /** argv; `command[0]` is looked up in PATH (the spec's `env.PATH` if set) unless it has a `/`. */
+  command: string[];
+  /** Working directory; null = the agent's. */
+  cwd: string | null;
+  /** Variables set for the app, on top of the agent's own environment. */
+  env: Record<string, string>;
+  /** stdout and stderr are appended to `${logDir}/${app}.log`. */
+  logDir: string;
+}
+
+/** A started process: PID plus /proc start time, its identity. */
+export interface Spawned {
+  pid: number;
+  /**
+   * /proc start time (clock ticks since boot). 0 if the process was already gone before it
+   * could be read; its exit is reported through `onExit` as usual.
+   */
+  startTime: number;
+}
+
+/** A watched process ended. */
+export interface ExitInfo {
+  app: string;
+  pid: number;
+  /** e.g. "exited with code 1", "killed by SIGKILL". */
+  detail: string;
+}
+
+/** How to stop an app. */
+export interface StopOptions {
+  /** Signal sent to the process group in graceful mode. */
+  signal: Deno.Signal;
+  /** Graceful mode: how long to wait for the leader before SIGKILL to the group. */
+  timeoutMs: number;
+  /** graceful: `signal`, then SIGKILL after `timeoutMs`. kill: SIGKILL at once (fencing). */
+  mode: "graceful" | "kill";
+}
+
+/** Starts, watches and stops app processes (real or in-memory). */
+export interface ProcessRunner {
+  /**
+   * Start the app in its own process group, stdout+stderr appended to `${logDir}/${app}.log`.
+   * Rejects with a clear Error if the command cannot be started (e.g. not found).
+   */
+  spawn(spec: SpawnSpec): Promise<Spawned>;
+  /**
+   * Watch a process we did not spawn in this agent's life (adopted after an agent restart);
+   * its exit is reported by polling /proc.
+   */
+  adopt(app: string, pid: number, startTime: number): void;
+  /**
+   * Stop the app's whole process group: graceful = signal to the group, SIGKILL to the group
+   * after timeoutMs if the leader is still alive; kill = SIGKILL at once. Resolves once the
+   * leader is gone (exited or zombie); then SIGKILLs the group to clear stragglers. Never
+   * throws for an already-dead process. The exit is ALSO reported through onExit.
+   */
+  stop(app: string, pid: number, options: StopOptions): Promise<void>;
+  /**
+   * Called exactly once per watched process (spawned or adopted) when it exits, after any
+   * stragglers left in its process group were SIGKILLed (a restart never finds a duplicate
+   * holding its port).
+   */
+  onExit(callback: (exit: ExitInfo) => void): void;
+  /** Stop watching everything without touching the processes (agent shutdown). */
+  detachAll(): void;
+}
+
+/**
+ * Formats a child's exit status the way every runner reports it.
+ *
+ * @example
+ * ```ts
+ * exitDetail({ code: 1, signal: null }); // "exited with code 1"
+ * exitDetail({ code: 137, signal: "SIGKILL" }); // "killed by SIGKILL"
+ * ```
+ */
+export function exitDetail(status: { code: number; signal: Deno.Signal | null }): string {
+  return status.signal !== null ? `killed by ${status.signal}` : `exited with code ${status.code}`;
+}

@@ -1,0 +1,24 @@
+/**
+ * `baton witness`: serve the witness app on an address until SIGTERM/SIGINT.
+ *
+ * @module
+ */
+import { createWitnessApp } from "./witness_app.ts";
+
+/** Serve a witness on `listen` (`host:port`); claims are leased for `leaseMs`. */
+export async function runWitness(listen: string, secret: string, leaseMs: number): Promise<void> {
+  const i = listen.lastIndexOf(":");
+  const hostname = i > 0 ? listen.slice(0, i).replace(/^\[|\]$/g, "") : "0.0.0.0";
+  const port = Number(i >= 0 ? listen.slice(i + 1) : listen);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`--listen: expected host:port, got "${listen}"`);
+  }
+  const app = createWitnessApp({ secret, now: () => performance.now(), leaseMs });
+  const server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
+  console.error(`baton witness listening on http://${hostname}:${port} (lease ${leaseMs}ms)`);
+  const done = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGTERM", () => done.resolve());
+  Deno.addSignalListener("SIGINT", () => done.resolve());
+  await done.promise;
+  await server.shutdown();
+}
