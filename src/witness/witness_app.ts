@@ -110,6 +110,7 @@ function _describeIssues(error: z.ZodError): string {
  */
 export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: AuthVariables }> {
   const beats = new Map<string, BeatRecord>();
+  const startedAt = opts.now();
   const verifier = new RequestVerifier(opts.secret, opts.verifier ?? {});
 
   const view = (): WitnessView => {
@@ -191,6 +192,10 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
         error: "bad request",
         reason: `a claim has role "active", got "${beat.role}"`,
       }, 400);
+    }
+    if (opts.now() - startedAt < opts.leaseMs) {
+      // A restarted witness has forgotten who is active: it listens for a whole lease first.
+      return c.json({ ...view(), granted: false, reason: "witness just started; listening first" });
     }
     const current = view().active;
     if (current && current.node !== beat.node && current.ageMs < opts.leaseMs) {
