@@ -10,13 +10,17 @@ import {
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
 /** Starts `sh -c script` detached (own process group), stdout piped; returns its first line. */
-async function startWithFirstLine(script: string): Promise<{ child: Deno.ChildProcess; line: string }> {
+async function startWithFirstLine(
+  script: string,
+): Promise<{ child: Deno.ChildProcess; line: string }> {
   const child = new Deno.Command("/bin/sh", {
     args: ["-c", script],
     detached: true,

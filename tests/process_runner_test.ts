@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import type {
   ExitInfo,
   ProcessRunner,
-  SpawnSpec,
   Spawned,
+  SpawnSpec,
 } from "../src/supervisor/process_runner.ts";
 import { exitDetail } from "../src/supervisor/process_runner.ts";
 import { ADOPTED_EXIT_DETAIL, RealProcessRunner } from "../src/supervisor/real_runner.ts";
@@ -20,7 +20,9 @@ import {
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
     await sleep(10);
   }
 }
@@ -239,7 +241,10 @@ async function realWorld() {
 Deno.test("RealProcessRunner.spawn execs the command: the PID is the app's own, in its own group", async () => {
   await using w = await realWorld();
   const { pid, startTime } = await w.spawn("sleeper", ["sleep", "30"]);
-  await waitFor("the exec", () => Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("sleep\0"));
+  await waitFor(
+    "the exec",
+    () => Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("sleep\0"),
+  );
   const stat = readProcStat(pid);
   assert.equal(stat?.pgid, pid);
   assert.equal(stat?.startTime, startTime);
@@ -374,7 +379,10 @@ Deno.test("RealProcessRunner.spawn rejects a missing command, a missing cwd and 
   await using w = await realWorld();
   await assert.rejects(w.spawn("x", ["baton-no-such-command-xyz"]), /not found in PATH/);
   await assert.rejects(w.spawn("x", ["./nope.sh"]), /not found or not executable/);
-  await assert.rejects(w.spawn("x", ["sleep", "1"], { cwd: "/nonexistent/dir" }), /working directory/);
+  await assert.rejects(
+    w.spawn("x", ["sleep", "1"], { cwd: "/nonexistent/dir" }),
+    /working directory/,
+  );
   await assert.rejects(w.spawn("x", []), /non-empty command/);
   await assert.rejects(w.spawn("../x", ["sleep", "1"]), /app name/);
   assert.deepEqual(w.runner.watched(), []);

@@ -31,11 +31,11 @@
  */
 import { isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
-  type ExitInfo,
   exitDetail,
+  type ExitInfo,
   type ProcessRunner,
-  type SpawnSpec,
   type Spawned,
+  type SpawnSpec,
   type StopOptions,
 } from "./process_runner.ts";
 
@@ -50,7 +50,7 @@ export interface RealRunnerOptions {
 }
 
 /** Shell snippet that appends stdout+stderr to the log ($1) and execs the rest of argv. */
-const _LAUNCHER = 'log=$1; shift; exec "$@"';
+const _LAUNCHER = 'log=$1; shift; exec "$@" >>"$log" 2>&1';
 /** dash's PATH when none is set. */
 const _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Detail reported for an adopted process: not our child, so its exit status is unknown. */
@@ -107,7 +107,9 @@ export class RealProcessRunner implements ProcessRunner {
     }
     const program = spec.command[0];
     if (program === undefined || program === "") {
-      throw new Error(`${what}: expected a non-empty command, found ${JSON.stringify(spec.command)}`);
+      throw new Error(
+        `${what}: expected a non-empty command, found ${JSON.stringify(spec.command)}`,
+      );
     }
     const cwd = spec.cwd ?? Deno.cwd();
     await _checkDirectory(cwd, `${what}: working directory`);
@@ -136,7 +138,7 @@ export class RealProcessRunner implements ProcessRunner {
         env: spec.env,
         detached: true,
         stdin: "null",
-        stdout: "piped",
+        stdout: "null",
         stderr: "null",
       }).spawn();
     } catch (error) {
@@ -193,6 +195,9 @@ export class RealProcessRunner implements ProcessRunner {
     if (!gone()) {
       if (options.mode === "graceful") {
         signal(options.signal);
+        // A stopped (SIGSTOPped, hung in a debugger) process cannot act on SIGTERM until it
+        // runs again: wake it, as systemd does.
+        signal("SIGCONT");
         await this.#waitGone(gone, watch, options.timeoutMs);
       }
       signal("SIGKILL");
