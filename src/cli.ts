@@ -28,9 +28,9 @@ function manifestPath(flag: string | undefined): string {
 }
 
 /** Load and validate the manifest, or end with its diagnostics. */
-async function loadOrExit(path: string): Promise<Manifest> {
+async function loadOrExit(path: string, warn = true): Promise<Manifest> {
   const r = await loadManifestFile(path);
-  for (const w of r.warnings) console.error(formatDiagnostic(w));
+  if (warn) for (const w of r.warnings) console.error(formatDiagnostic(w));
   if (!r.ok) {
     for (const e of r.errors) console.error(formatDiagnostic(e));
     throw new CliExit(1, `${path}: ${r.errors.length} error(s)`);
@@ -62,7 +62,8 @@ interface TargetOpts {
 }
 
 async function target(opts: TargetOpts, needSecret: boolean) {
-  const manifest = await loadOrExit(manifestPath(opts.manifest));
+  // Warnings are for `validate` and `run`; a status read should print only the status.
+  const manifest = await loadOrExit(manifestPath(opts.manifest), false);
   const node = nodeOrExit(manifest, opts.node);
   const url = opts.url ?? manifest.nodes[node]?.url ?? "";
   const secret = needSecret ? await secretOrExit(manifest) : "unused-for-reads-0000";
