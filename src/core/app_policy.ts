@@ -7,7 +7,7 @@
  * @module
  */
 import type { AppSpec } from "../manifest/types.ts";
-import { desiredHere, human, newApp } from "./node_state.ts";
+import { allowedHere, human, newApp } from "./node_state.ts";
 import type { Out } from "./out.ts";
 import type { AppState, Event, NodeState } from "./types.ts";
 
@@ -198,7 +198,7 @@ function fail(
     return;
   }
   maybeResetWindow(app, spec, now, out);
-  if (!desiredHere(state, spec, now)) {
+  if (!allowedHere(state, spec)) {
     out.record("info", app.name, "exited", `${reason}; not meant to run here, not restarting`);
     if (!alive) app.phase = "stopped";
     return;

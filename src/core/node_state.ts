@@ -53,6 +53,7 @@ export function initNodeState(
     claiming: null,
     holdNoticeAt: now,
     lastHeartbeatAt: null,
+    lastTickAt: null,
     lastWitnessCheckAt: null,
     apps: {},
     peers,
@@ -157,16 +158,25 @@ export function releasing(state: NodeState): boolean {
 }
 
 /**
- * Whether `spec` should be running on this node now.
+ * Whether a process of `spec` may run on this node now (a running one is kept).
  *
  * Non-movable apps run on every node they are assigned to, whatever its role. Movable apps
- * run only on the active node, not while it hands them over, and not on a resumed active
- * that has not yet heard its peers (it might have been replaced while its agent was down).
+ * run only on the active node, and not while it hands them over.
  */
-export function desiredHere(state: NodeState, spec: AppSpec, now: number): boolean {
+export function allowedHere(state: NodeState, spec: AppSpec): boolean {
   if (spec.nodes !== null && !spec.nodes.includes(state.self)) return false;
   if (!spec.movable) return true;
-  if (state.role !== "active" || releasing(state)) return false;
+  return state.role === "active" && !releasing(state);
+}
+
+/**
+ * Whether `spec` should be started on this node now: {@linkcode allowedHere}, except that a
+ * resumed active that has not yet heard its peers starts no missing movable app (it might have
+ * been replaced while its agent was down). The ones still running are kept meanwhile.
+ */
+export function desiredHere(state: NodeState, spec: AppSpec, now: number): boolean {
+  if (!allowedHere(state, spec)) return false;
+  if (!spec.movable) return true;
   if (now < state.bootUntil) {
     return Object.values(state.peers).every((p) => peerAlive(state, p, now));
   }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { desiredHere } from "./node_state.ts";
+import { allowedHere, desiredHere } from "./node_state.ts";
 import { appState } from "./app_policy.ts";
 import type { Out } from "./out.ts";
 import type { AppState, NodeState } from "./types.ts";
@@ -13,20 +13,24 @@ import type { AppState, NodeState } from "./types.ts";
 export function reconcile(state: NodeState, now: number, out: Out): void {
   for (const spec of Object.values(state.manifest.apps)) {
     const app = appState(state, spec);
+    const allowed = allowedHere(state, spec);
     const desired = desiredHere(state, spec, now);
     switch (app.phase) {
       case "running":
-        if (!desired) {
+        if (!allowed) {
           stop(app, whyNotHere(state), out);
-        } else if (app.specHash !== spec.hash) {
+        } else if (app.specHash !== spec.hash && !state.maintenance) {
+          // In maintenance nothing is restarted: the new spec is applied when it ends.
           stop(app, "manifest changed", out);
         }
         break;
       case "backoff":
-        if (!desired) {
+        if (!allowed) {
           app.phase = "stopped";
           app.backoffUntil = null;
-        } else if (!state.maintenance && app.backoffUntil !== null && now >= app.backoffUntil) {
+        } else if (
+          desired && !state.maintenance && app.backoffUntil !== null && now >= app.backoffUntil
+        ) {
           spawn(state, app, out);
         }
         break;

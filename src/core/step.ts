@@ -66,7 +66,7 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       tickCluster(state, now, out);
       break;
     case "manifest":
-      onManifest(state, event.manifest, out);
+      onManifest(state, event.manifest, now, out);
       break;
     case "app_started":
       onStarted(state, event, now, out);
@@ -181,7 +181,7 @@ function onBoot(
   out.dirty = true;
 }
 
-function onManifest(state: NodeState, manifest: Manifest, out: Out): void {
+function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
   const before = state.manifest;
   state.manifest = manifest;
   const added = Object.keys(manifest.apps).filter((a) => !before.apps[a]);
@@ -189,6 +189,18 @@ function onManifest(state: NodeState, manifest: Manifest, out: Out): void {
   const changed = Object.keys(manifest.apps).filter((a) =>
     before.apps[a] && before.apps[a].hash !== manifest.apps[a]?.hash
   );
+  for (const name of changed) {
+    // A new spec is a new app: the old spec's failures and backoff do not hold it back.
+    const app = state.apps[name];
+    const spec = manifest.apps[name];
+    if (!app || !spec) continue;
+    app.restarts = 0;
+    app.escalated = false;
+    app.backoffMs = spec.restart.backoffMs;
+    if (app.phase === "backoff") app.backoffUntil = now;
+    if (app.stopping && app.stopping.restartAfterMs !== null) app.stopping.restartAfterMs = 0;
+    out.dirty = true;
+  }
   for (const name of Object.keys(manifest.nodes)) {
     if (name !== state.self && !state.peers[name]) {
       state.peers[name] = newPeer(name, manifest.nodes[name]?.priority ?? 0);

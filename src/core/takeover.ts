@@ -58,7 +58,8 @@ export function onPeerInfo(
   }
   peer.lastHeardAt = now;
   peer.role = info.role;
-  peer.epoch = info.epoch;
+  // Epochs only grow: a late heartbeat must not lower what we know (see finishHandover).
+  peer.epoch = Math.max(peer.epoch, info.epoch);
   peer.priority = info.priority;
   peer.maintenance = info.maintenance;
   peer.manifestHash = info.manifestHash;
@@ -323,8 +324,9 @@ export function onPrepareResult(
 export function progressHandover(state: NodeState, now: number, out: Out): void {
   const h = state.handover;
   if (!h || h.phase !== "stopping") return;
+  // A spawn in flight ("starting", no pid yet) counts too: it would come up after the commit.
   const stillRunning = Object.values(state.apps).some((a) =>
-    state.manifest.apps[a.name]?.movable && a.pid !== null
+    state.manifest.apps[a.name]?.movable && (a.pid !== null || a.phase === "starting")
   );
   if (stillRunning) return;
   const fence = state.manifest.cluster.fence;
@@ -354,6 +356,10 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   if (!h) return;
   h.phase = "committing";
   state.activeSince = null;
+  // The peer becomes active above the handover's epoch: if this node takes over again without
+  // having heard it since, it must take a higher epoch still.
+  const peer = state.peers[h.to];
+  if (peer) peer.epoch = Math.max(peer.epoch, h.epoch + 1);
   state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
   if (h.kind === "escalation") {
     state.role = "failed";
@@ -475,18 +481,8 @@ export function onCommand(
       return reply(200, { ok: true, maintenance: state.maintenance });
     case "clear": {
       const wasFailed = state.role === "failed";
-      if (wasFailed) {
-        state.role = "standby";
-        state.roleReason = "cleared by the operator";
-        state.failedReason = null;
-        state.failedAt = null;
-      }
-      for (const app of Object.values(state.apps)) {
-        app.restarts = 0;
-        app.escalated = false;
-        const spec = state.manifest.apps[app.name];
-        if (spec) app.backoffMs = spec.restart.backoffMs;
-      }
+      if (wasFailed) leaveFailed(state, "cleared by the operator");
+      else clearCounters(state);
       out.dirty = true;
       out.record(
         "info",
@@ -524,12 +520,49 @@ export function onCommand(
   }
 }
 
+/**
+ * Failed → standby (operator `clear` or the failed cooldown). The restart counters and
+ * escalations that made the node fail are cleared too: kept, they would make the node hand its
+ * apps on again as soon as it is active.
+ */
+function leaveFailed(state: NodeState, reason: string): void {
+  state.role = "standby";
+  state.roleReason = reason;
+  state.failedReason = null;
+  state.failedAt = null;
+  clearCounters(state);
+}
+
+/** Zero every app's restart counter, escalation and backoff. */
+function clearCounters(state: NodeState): void {
+  for (const app of Object.values(state.apps)) {
+    app.restarts = 0;
+    app.escalated = false;
+    const spec = state.manifest.apps[app.name];
+    if (spec) app.backoffMs = spec.restart.backoffMs;
+  }
+}
+
 // ---------------------------------------------------------------- the periodic cycle
 
 /** Timers of the cluster: heartbeats, cooldowns, retries, self-fencing and takeover. */
 export function tickCluster(state: NodeState, now: number, out: Out): void {
   const hb = state.manifest.cluster.heartbeat;
   const hasPeers = Object.keys(state.peers).length > 0;
+  const gap = state.lastTickAt === null ? 0 : now - state.lastTickAt;
+  state.lastTickAt = now;
+  if (gap > hb.deadAfterMs && hasPeers) {
+    // No tick for longer than deadAfter (suspended VM, starved process): what this node knows
+    // of its peers is that old, and their silence is ours. Listen again before a takeover.
+    state.quietUntil = Math.max(state.quietUntil, now + hb.deadAfterMs);
+    out.record(
+      "warn",
+      null,
+      "clock_gap",
+      `no tick for ${human(gap)}: listening to the cluster for ${human(hb.deadAfterMs)} ` +
+        `before any takeover`,
+    );
+  }
   if (state.lastHeartbeatAt === null || now - state.lastHeartbeatAt >= hb.intervalMs) {
     state.lastHeartbeatAt = now;
     if (hasPeers) out.push({ type: "heartbeat", info: nodeInfo(state) });
@@ -541,12 +574,9 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     state.role === "failed" && cooldown !== null && state.failedAt !== null &&
     now - state.failedAt >= cooldown
   ) {
-    state.role = "standby";
-    state.roleReason = `failed cooldown of ${human(cooldown)} passed`;
-    state.failedReason = null;
-    state.failedAt = null;
+    leaveFailed(state, `failed cooldown of ${human(cooldown)} passed`);
     out.dirty = true;
-    out.record("info", null, "standby", state.roleReason);
+    out.record("info", null, "standby", `${state.roleReason}: failed → standby, counters cleared`);
   }
 
   if (state.expecting && now >= state.expecting.until) {

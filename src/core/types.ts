@@ -139,7 +139,10 @@ export interface NodeState {
   maintenance: boolean;
   failedReason: string | null;
   failedAt: number | null;
-  /** Until this time, a standby does not take over (it is learning the cluster, or just handed over). */
+  /**
+   * Until this time, a standby does not take over (it is learning the cluster after a boot or a
+   * clock gap, or it just handed over).
+   */
   quietUntil: number;
   /** Until this time (or until a peer is heard), a resumed active does not start missing movable apps. */
   bootUntil: number;
@@ -154,6 +157,8 @@ export interface NodeState {
   /** Earliest time to record again that a takeover is held back (avoids flooding the log). */
   holdNoticeAt: number;
   lastHeartbeatAt: number | null;
+  /** Time of the previous tick: a gap longer than `deadAfter` means this node was not running. */
+  lastTickAt: number | null;
   lastWitnessCheckAt: number | null;
   apps: Record<string, AppState>;
   peers: Record<string, PeerState>;
