@@ -18,7 +18,10 @@ export function reconcile(state: NodeState, now: number, out: Out): void {
     switch (app.phase) {
       case "running":
         if (!allowed) {
-          stop(app, whyNotHere(state), out);
+          // Outside a handover, a movable app here is one this node must not run a moment
+          // longer (it stepped down or fenced itself while the app was still starting).
+          const fence = spec.movable && state.handover === null;
+          stop(app, whyNotHere(state), out, fence ? "kill" : "graceful");
         } else if (app.specHash !== spec.hash && !state.maintenance) {
           // In maintenance nothing is restarted: the new spec is applied when it ends.
           stop(app, "manifest changed", out);
@@ -55,11 +58,16 @@ function spawn(state: NodeState, app: AppState, out: Out): void {
   out.push({ type: "spawn", app: app.name, epoch: state.epoch });
 }
 
-function stop(app: AppState, reason: string, out: Out): void {
+function stop(
+  app: AppState,
+  reason: string,
+  out: Out,
+  mode: "graceful" | "kill" = "graceful",
+): void {
   if (app.pid === null) return;
   app.phase = "stopping";
   app.stopping = { reason, restartAfterMs: null };
-  out.push({ type: "stop", app: app.name, pid: app.pid, mode: "graceful", reason });
+  out.push({ type: "stop", app: app.name, pid: app.pid, mode, reason });
 }
 
 function whyNotHere(state: NodeState): string {

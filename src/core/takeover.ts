@@ -679,7 +679,7 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
   becomeActive(state, reason, now, out);
 }
 
-/** Record, at most once per `deadAfter`, why a standby does not take over. */
+/** Record, at most once per 5 × `deadAfter`, why a standby does not take over. */
 function hold(state: NodeState, now: number, out: Out, why: string): void {
   if (now < state.holdNoticeAt) return;
   state.holdNoticeAt = now + state.manifest.cluster.heartbeat.deadAfterMs * 5;
