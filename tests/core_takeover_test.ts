@@ -282,6 +282,25 @@ Deno.test("tickActive: an active that still hears the witness (or the peer) does
   assert.deepEqual(stops(a.log).concat(stops(a2.log)), []);
 });
 
+Deno.test("tickActive: contact is dated by when the answered request was sent, not when the slow reply came", () => {
+  const { a } = pair({ witness: true });
+  // Each witness reply arrives late: sent 1 s before it is answered. Fencing must count
+  // from the send time, since the witness may have heard us as early as that.
+  for (let t = 8_000; t <= 8_000 + HB.fenceAfterMs; t += 500) {
+    a.witness(t, "baton", null, true, t - 1_000);
+  }
+  const lastSent = 8_000 + HB.fenceAfterMs - 1_000;
+  a.ticks(8_000, lastSent + HB.fenceAfterMs - 100, 100);
+  assert.equal(a.state.role, "active");
+  a.tick(lastSent + HB.fenceAfterMs);
+  assert.equal(a.state.role, "standby", "fenced fenceAfter after the last answered send");
+  // A heartbeat the peer sent us proves it alive, not that it heard us: no contact.
+  const { a: a2, b: b2 } = pair({ witness: true });
+  for (let t = 8_000; t <= 8_000 + HB.fenceAfterMs; t += 500) a2.hear(b2, t, null);
+  a2.ticks(8_000, 8_000 + HB.fenceAfterMs, 100);
+  assert.equal(a2.state.role, "standby");
+});
+
 Deno.test("tickActive: without a witness configured an isolated active never fences itself", () => {
   const { a } = pair();
   a.ticks(8_100, 60_000, 500);

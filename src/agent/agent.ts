@@ -59,6 +59,8 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Run checks (default true; tests of the core wiring may turn them off). */
   checks?: CheckScheduler;
+  /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
+  isSameProcess?: (pid: number, startTime: number) => boolean;
 }
 
 /** One node's running agent. */
@@ -73,6 +75,8 @@ export class Agent {
   #chain: Promise<void> = Promise.resolve();
   #pending = new Map<string, (r: Reply) => void>();
   #watched = new Map<string, number>();
+  /** Stop settings of the spec each app's process was started from (a removed app has none). */
+  #stopSpecs = new Map<string, { signal: Deno.Signal; timeoutMs: number }>();
   #timer: ReturnType<typeof setInterval> | null = null;
   #releaseLock: (() => void) | null = null;
   #log: (line: string) => void;
@@ -95,6 +99,7 @@ export class Agent {
       () => this.state.manifest,
       opts.transport,
       (e) => this.dispatch(e),
+      () => this.#clock.now(),
     );
     opts.runner.onExit((exit) =>
       this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail })
@@ -127,8 +132,10 @@ export class Agent {
     const adopted: AdoptedApp[] = [];
     const lost: string[] = [];
     for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
-      if (isSameProcess(rec.pid, rec.startTime)) {
+      if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
         this.#opts.runner.adopt(app, rec.pid, rec.startTime);
+        const spec = this.#opts.manifest.apps[app];
+        if (spec) this.#stopSpecs.set(app, spec.stop);
         adopted.push({ app, ...rec });
       } else {
         lost.push(app);
@@ -267,6 +274,7 @@ export class Agent {
           this.dispatch({ type: "app_start_failed", app: action.app, error: "not in manifest" });
           return;
         }
+        this.#stopSpecs.set(spec.name, spec.stop);
         this.#opts.runner.spawn({
           app: spec.name,
           command: spec.command,
@@ -293,10 +301,11 @@ export class Agent {
         return;
       }
       case "stop": {
-        const spec = m.apps[action.app];
+        // The process was started from an older spec if the app was removed or changed.
+        const stop = this.#stopSpecs.get(action.app) ?? m.apps[action.app]?.stop;
         this.#opts.runner.stop(action.app, action.pid, {
-          signal: spec?.stop.signal ?? "SIGTERM",
-          timeoutMs: spec?.stop.timeoutMs ?? 10_000,
+          signal: stop?.signal ?? "SIGTERM",
+          timeoutMs: stop?.timeoutMs ?? 10_000,
           mode: action.mode,
         }).catch((err) =>
           this.#record(

@@ -21,6 +21,8 @@ export class PeerLink {
   #manifest: () => Manifest;
   #self: string;
   #dispatch: (e: Event) => void;
+  /** The core's clock: send times of acknowledged exchanges date the last contact. */
+  #now: () => number;
 
   /** `manifest` is read at each send, so a reload's new peers are used at once. */
   constructor(
@@ -28,7 +30,9 @@ export class PeerLink {
     manifest: () => Manifest,
     transport: PeerTransport,
     dispatch: (e: Event) => void,
+    now: () => number,
   ) {
+    this.#now = now;
     this.#self = self;
     this.#manifest = manifest;
     this.#transport = transport;
@@ -43,7 +47,8 @@ export class PeerLink {
       const key = `hb:${node.name}`;
       if (this.#inFlight.has(key)) continue;
       this.#inFlight.add(key);
-      this.#transport.post<unknown>(node.url, "/v1/heartbeat", info, m.cluster.heartbeat.intervalMs)
+      const sentAt = this.#now();
+      this.#transport.post<unknown>(node.url, "/v1/heartbeat", info, beatTimeout(m))
         .then((reply) => {
           const parsed = NodeInfoSchema.safeParse(reply);
           if (!parsed.success) {
@@ -52,7 +57,7 @@ export class PeerLink {
           if (parsed.data.node !== node.name) {
             throw new PeerError(0, `${node.url} answered as ${parsed.data.node}, not ${node.name}`);
           }
-          this.#dispatch({ type: "peer_info", info: parsed.data });
+          this.#dispatch({ type: "peer_info", info: parsed.data, sentAt });
         })
         .catch((err) =>
           this.#dispatch({ type: "peer_unreachable", node: node.name, error: msg(err) })
@@ -66,8 +71,13 @@ export class PeerLink {
     const w = this.#manifest().cluster.witness;
     if (!w || this.#inFlight.has("witness")) return;
     this.#inFlight.add("witness");
-    const timeout = this.#manifest().cluster.heartbeat.intervalMs;
-    this.#transport.post<unknown>(w.url, "/v1/witness/beat", beatOf(info), timeout)
+    const sentAt = this.#now();
+    this.#transport.post<unknown>(
+      w.url,
+      "/v1/witness/beat",
+      beatOf(info),
+      beatTimeout(this.#manifest()),
+    )
       .then((reply) => {
         const parsed = WitnessReplySchema.safeParse(reply);
         this.#dispatch({
@@ -76,6 +86,7 @@ export class PeerLink {
           kind: parsed.success ? "baton" : "http",
           active: parsed.success ? parsed.data.active : null,
           error: null,
+          sentAt,
         });
       })
       .catch((err) => {
@@ -87,6 +98,7 @@ export class PeerLink {
           kind: reachable ? "http" : null,
           active: null,
           error: reachable ? null : msg(err),
+          ...(reachable ? { sentAt } : {}),
         });
       })
       .finally(() => this.#inFlight.delete("witness"));
@@ -148,6 +160,16 @@ export class PeerLink {
       )
       .catch((err) => this.#dispatch({ type, to, ok: false, detail: msg(err) }));
   }
+}
+
+/**
+ * Bound of one heartbeat or witness exchange. Longer than the interval on purpose: a reply
+ * that is merely slow (a loaded host) still proves the other side alive, while a dead peer is
+ * declared dead by `deadAfter` since it was last heard, whatever this bound is.
+ */
+function beatTimeout(m: Manifest): number {
+  const hb = m.cluster.heartbeat;
+  return Math.max(hb.intervalMs, Math.floor(hb.deadAfterMs / 2));
 }
 
 /** What the witness records of a node. */

@@ -57,7 +57,7 @@ export function initNodeState(
     lastWitnessCheckAt: null,
     apps: {},
     peers,
-    witness: { lastOkAt: null, active: null, kind: null },
+    witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null },
     handover: null,
     expecting: null,
     roleReason: "starting",
@@ -69,6 +69,7 @@ export function newPeer(name: string, priority: number): PeerState {
   return {
     name,
     lastHeardAt: null,
+    lastAckAt: null,
     role: null,
     epoch: 0,
     priority,

@@ -57,6 +57,7 @@ export function onPeerInfo(
     );
   }
   peer.lastHeardAt = now;
+  if (ev.sentAt !== undefined) peer.lastAckAt = Math.max(peer.lastAckAt ?? ev.sentAt, ev.sentAt);
   peer.role = info.role;
   // Epochs only grow: a late heartbeat must not lower what we know (see finishHandover).
   peer.epoch = Math.max(peer.epoch, info.epoch);
@@ -121,7 +122,9 @@ export function onWitness(
 ): void {
   const wasOk = witnessFresh(state, now);
   if (ev.ok) {
-    state.witness = { lastOkAt: now, active: ev.active, kind: ev.kind };
+    const prev = state.witness.lastAckAt;
+    const ack = ev.sentAt === undefined ? prev : Math.max(prev ?? ev.sentAt, ev.sentAt);
+    state.witness = { lastOkAt: now, lastAckAt: ack, active: ev.active, kind: ev.kind };
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
@@ -606,9 +609,10 @@ function tickActive(state: NodeState, now: number, out: Out): void {
   const cluster = state.manifest.cluster;
   if (!cluster.witness || Object.keys(state.peers).length === 0) return;
   const since = state.activeSince ?? now;
-  let lastContact = Math.max(since, state.witness.lastOkAt ?? -Infinity);
+  // Contact = an exchange we started and the other side answered, dated by when we sent it.
+  let lastContact = Math.max(since, state.witness.lastAckAt ?? -Infinity);
   for (const p of Object.values(state.peers)) {
-    if (p.lastHeardAt !== null) lastContact = Math.max(lastContact, p.lastHeardAt);
+    if (p.lastAckAt !== null) lastContact = Math.max(lastContact, p.lastAckAt);
   }
   if (now - lastContact >= cluster.heartbeat.fenceAfterMs) {
     stepDown(

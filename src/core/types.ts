@@ -59,6 +59,12 @@ export interface PeerState {
   name: string;
   /** Core-clock time we last heard from the peer (its heartbeat or its reply to ours). */
   lastHeardAt: number | null;
+  /**
+   * Send time of the latest exchange this node started that the peer answered: the peer heard
+   * us at or after this time. Self-fencing counts from it, so a slow reply cannot make an
+   * isolated active believe it was heard later than it was.
+   */
+  lastAckAt: number | null;
   role: Role | null;
   epoch: number;
   priority: number;
@@ -72,6 +78,8 @@ export interface PeerState {
 export interface WitnessState {
   /** Core-clock time of the last successful exchange with the witness. */
   lastOkAt: number | null;
+  /** Send time of the latest beat the witness answered (see `PeerState.lastAckAt`). */
+  lastAckAt: number | null;
   /**
    * For a baton witness: the freshest active it has heard (node, epoch, age at `lastOkAt`).
    * Null for a plain HTTP witness, which only proves reachability.
@@ -200,7 +208,8 @@ export type Event =
   | { type: "app_start_failed"; app: string; error: string }
   | { type: "app_exited"; app: string; pid: number; detail: string }
   | { type: "check"; app: string; pid: number; ok: boolean; detail: string }
-  | { type: "peer_info"; info: NodeInfo }
+  /** `sentAt`: when we sent the heartbeat this answers; absent for a heartbeat we received. */
+  | { type: "peer_info"; info: NodeInfo; sentAt?: number }
   | { type: "peer_unreachable"; node: string; error: string }
   | {
     type: "witness";
@@ -208,6 +217,8 @@ export type Event =
     kind: "baton" | "http" | null;
     active: { node: string; epoch: number; ageMs: number } | null;
     error: string | null;
+    /** When the beat this answers was sent. */
+    sentAt?: number;
   }
   | { type: "takeover_prepare"; id: string; from: string; epoch: number; reason: string }
   | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }

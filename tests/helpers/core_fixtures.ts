@@ -274,10 +274,16 @@ export class CoreHarness {
     return nodeInfo(this.state);
   }
 
-  /** Deliver another node's heartbeat. */
-  hear(other: CoreHarness | NodeInfo, now: number): Action[] {
+  /**
+   * Deliver another node's info: by default as the reply to our heartbeat sent at `sentAt`
+   * (= `now`); `sentAt` null delivers it as a heartbeat the other node sent us.
+   */
+  hear(other: CoreHarness | NodeInfo, now: number, sentAt: number | null = now): Action[] {
     const info = other instanceof CoreHarness ? other.info() : other;
-    return this.feed({ type: "peer_info", info }, now);
+    return this.feed(
+      sentAt === null ? { type: "peer_info", info } : { type: "peer_info", info, sentAt },
+      now,
+    );
   }
 
   /** A witness reply. */
@@ -286,8 +292,12 @@ export class CoreHarness {
     kind: "baton" | "http" | null = "http",
     active: { node: string; epoch: number; ageMs: number } | null = null,
     ok = true,
+    sentAt: number = now,
   ): Action[] {
-    return this.feed({ type: "witness", ok, kind, active, error: ok ? null : "timeout" }, now);
+    return this.feed(
+      { type: "witness", ok, kind, active, error: ok ? null : "timeout", sentAt },
+      now,
+    );
   }
 
   /**
