@@ -58,7 +58,13 @@ export interface Status {
     movable: boolean;
     escalated: boolean;
   }[];
-  peers: { name: string; reachable: boolean; role: string | null; epoch: number }[];
+  peers: {
+    name: string;
+    reachable: boolean;
+    role: string | null;
+    epoch: number;
+    maintenance: boolean;
+  }[];
   warnings: string[];
   events: { kind: string; app: string | null; message: string; level: string }[];
 }
@@ -78,6 +84,10 @@ export interface LocalClusterOptions {
   clusterExtra?: string;
   /** Keep the directory afterwards (demo). */
   dir?: string;
+  /** Address each node (and `witness`) listens on; default 127.0.0.1 (benchmarks). */
+  hosts?: Record<string, string>;
+  /** Network namespace each node (and `witness`) runs in, via `ip netns exec`; default none. */
+  netns?: Record<string, string>;
 }
 
 /** A running local cluster. */
@@ -115,7 +125,7 @@ export class LocalCluster {
   async writeManifest(apps?: string): Promise<void> {
     const o = this.#opts;
     const nodes = o.nodes.map((n) =>
-      `  ${n.name}: { url: "http://127.0.0.1:${this.ports[n.name]}", priority: ${n.priority} }`
+      `  ${n.name}: { url: "${this.url(n.name)}", priority: ${n.priority} }`
     ).join("\n");
     const yaml = [
       "cluster:",
@@ -123,7 +133,7 @@ export class LocalCluster {
       "  secretFile: ./baton.secret",
       `  heartbeat: { interval: ${o.interval ?? "100ms"}, deadAfter: ${o.deadAfter ?? "600ms"}` +
       (o.fenceAfter ? `, fenceAfter: ${o.fenceAfter}` : "") + " }",
-      ...(o.witness ? [`  witness: "http://127.0.0.1:${this.witnessPort}"`] : []),
+      ...(o.witness ? [`  witness: "http://${this.host("witness")}:${this.witnessPort}"`] : []),
       ...(o.clusterExtra ? [o.clusterExtra] : []),
       "nodes:",
       nodes,
@@ -136,7 +146,18 @@ export class LocalCluster {
 
   /** URL of a node's API. */
   url(node: string): string {
-    return `http://127.0.0.1:${this.ports[node]}`;
+    return `http://${this.host(node)}:${this.ports[node]}`;
+  }
+
+  /** Address a node (or `witness`) listens on. */
+  host(who: string): string {
+    return this.#opts.hosts?.[who] ?? "127.0.0.1";
+  }
+
+  /** Program and arguments that run `deno …args` for a node (or `witness`), in its netns. */
+  #command(who: string, args: string[]): [string, string[]] {
+    const ns = this.#opts.netns?.[who];
+    return ns ? ["ip", ["netns", "exec", ns, Deno.execPath(), ...args]] : [Deno.execPath(), args];
   }
 
   /** State directory of a node. */
@@ -146,11 +167,19 @@ export class LocalCluster {
 
   /** Start the baton witness. */
   startWitness(): void {
-    this.#witness = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...batonCommand("witness", "--listen", `127.0.0.1:${this.witnessPort}`, "-m", this.manifest)
-          .slice(1),
-      ],
+    const [program, args] = this.#command(
+      "witness",
+      batonCommand(
+        "witness",
+        "--listen",
+        `${this.host("witness")}:${this.witnessPort}`,
+        "-m",
+        this.manifest,
+      )
+        .slice(1),
+    );
+    this.#witness = new Deno.Command(program, {
+      args,
       stdout: "null",
       stderr: "null",
       stdin: "null",
@@ -169,13 +198,13 @@ export class LocalCluster {
 
   /** Start one agent; its log goes to `${dir}/<node>.log`. */
   async startAgent(node: string, ...extra: string[]): Promise<void> {
-    const log = await Deno.open(`${this.dir}/${node}.log`, {
-      create: true,
-      append: true,
-      write: true,
-    });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: batonCommand(
+    // One handle per stream: a file's writable can be piped to by only one stream at a time.
+    const open = () =>
+      Deno.open(`${this.dir}/${node}.log`, { create: true, append: true, write: true });
+    const [outLog, errLog] = [await open(), await open()];
+    const [program, args] = this.#command(
+      node,
+      batonCommand(
         "run",
         "--manifest",
         this.manifest,
@@ -185,12 +214,15 @@ export class LocalCluster {
         this.stateDir(node),
         ...extra,
       ).slice(1),
+    );
+    const child = new Deno.Command(program, {
+      args,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
     }).spawn();
-    pump(child.stdout, log);
-    pump(child.stderr, log);
+    pump(child.stdout, outLog);
+    pump(child.stderr, errLog);
     this.agents.set(node, child);
   }
 
@@ -205,10 +237,22 @@ export class LocalCluster {
     this.agents.delete(node);
   }
 
-  /** Kill an agent AND every app process it recorded: the whole host dies. */
+  /**
+   * Kill an agent AND every app process it started or recorded: the whole host dies. The
+   * agent is frozen first so it starts nothing more; its children are collected because the
+   * state file can lag behind a spawn the status already shows.
+   */
   async killHost(node: string): Promise<void> {
-    const pids = await this.recordedPids(node);
+    const pids = new Set(await this.recordedPids(node));
+    const child = this.agents.get(node);
+    if (child) {
+      try {
+        Deno.kill(child.pid, "SIGSTOP");
+      } catch { /* gone */ }
+      for (const pid of childrenOf(child.pid)) pids.add(pid);
+    }
     await this.killAgent(node);
+    for (const pid of await this.recordedPids(node)) pids.add(pid);
     for (const pid of pids) killGroup(pid);
   }
 
@@ -297,7 +341,7 @@ export class LocalCluster {
   async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
     const pids: number[] = [];
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
-    for (const node of [...this.agents.keys()]) await this.killAgent(node);
+    for (const node of [...this.agents.keys()]) await this.killHost(node);
     await this.killWitness();
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const pid of pids) killGroup(pid);
@@ -316,6 +360,20 @@ export function killGroup(pid: number): void {
   }
 }
 
+/** PIDs of the live children of `parent`, from /proc. */
+function childrenOf(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) pids.push(Number(entry.name));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
 /** Whether a process exists and is not a zombie. */
 export function alive(pid: number): boolean {
   try {
@@ -327,10 +385,20 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Copy a child's output to a log file as it comes. Not `pipeTo(file.writable)`: in Deno 2.9
+ * a file's writable stream buffers until it is closed, so the log would stay empty while the
+ * agent runs.
+ */
 function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): void {
-  stream.pipeTo(file.writable, { preventClose: true }).catch(() => {}).finally(() => {
+  (async () => {
+    for await (const chunk of stream) {
+      let written = 0;
+      while (written < chunk.length) written += await file.write(chunk.subarray(written));
+    }
+  })().catch(() => {}).finally(() => {
     try {
       file.close();
-    } catch { /* closed by the other stream */ }
+    } catch { /* already closed */ }
   });
 }

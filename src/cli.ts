@@ -30,7 +30,7 @@ function manifestPath(flag: string | undefined): string {
 /** Load and validate the manifest, or end with its diagnostics. */
 async function loadOrExit(path: string, warn = true): Promise<Manifest> {
   const r = await loadManifestFile(path);
-  if (warn) for (const w of r.warnings) console.error(formatDiagnostic(w));
+  if (warn) { for (const w of r.warnings) console.error(formatDiagnostic(w)); }
   if (!r.ok) {
     for (const e of r.errors) console.error(formatDiagnostic(e));
     throw new CliExit(1, `${path}: ${r.errors.length} error(s)`);
@@ -72,6 +72,13 @@ async function target(opts: TargetOpts, needSecret: boolean) {
   return { manifest, node, url, client };
 }
 
+/** The error of a failed exchange with an agent; "no answer" says which agent to start. */
+function agentError(err: unknown, node: string): CliExit {
+  if (!(err instanceof PeerError)) return new CliExit(1, String(err));
+  const hint = err.status === 0 ? `; is the agent of node "${node}" running ("baton run")?` : "";
+  return new CliExit(1, err.message + hint);
+}
+
 async function post(
   opts: TargetOpts,
   path: string,
@@ -81,7 +88,7 @@ async function post(
   try {
     return await t.client.post<Record<string, unknown>>(t.url, path, body);
   } catch (err) {
-    throw new CliExit(1, err instanceof PeerError ? err.message : String(err));
+    throw agentError(err, t.node);
   } finally {
     t.client.close();
   }
@@ -187,7 +194,7 @@ export function buildProgram(): Command {
       try {
         doc = await t.client.get<StatusDoc>(t.url, "/v1/status");
       } catch (err) {
-        throw new CliExit(1, err instanceof PeerError ? err.message : String(err));
+        throw agentError(err, t.node);
       } finally {
         t.client.close();
       }
