@@ -421,6 +421,7 @@ Deno.test("Agent.start adopts recorded live processes and restarts the lost ones
       node: "solo",
       epoch: 4,
       role: "active",
+      roleSeq: 1,
       maintenance: false,
       failedReason: null,
       apps: {
@@ -477,6 +478,7 @@ Deno.test("Agent.start refuses a garbage state file, starts nothing and frees th
         node: "elsewhere",
         epoch: 1,
         role: "standby",
+        roleSeq: 0,
         maintenance: false,
         failedReason: null,
         apps: {},
@@ -524,6 +526,7 @@ function peerInfo(manifest: Manifest, role: NodeInfo["role"], epoch = 0): NodeIn
   return {
     node: "peer",
     role,
+    roleSeq: 0,
     epoch,
     priority: 50,
     maintenance: false,

@@ -34,6 +34,7 @@ function persisted(
     node,
     epoch,
     role,
+    roleSeq: 0,
     maintenance: false,
     failedReason: null,
     apps: {},
@@ -207,6 +208,7 @@ Deno.test("boot: a resumed active counts a lost movable app but starts it only o
   const heard = a.hear({
     node: "beta",
     role: "standby",
+    roleSeq: 0,
     epoch: 2,
     priority: 1,
     maintenance: false,

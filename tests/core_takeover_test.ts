@@ -611,7 +611,10 @@ Deno.test("failed: a failed node never becomes active, refuses prepare and commi
   assert.deepEqual(spawns(commit), []);
   const clear = a.command({ type: "clear" }, 122_000, "cl");
   assert.deepEqual(replies(clear).map((r) => [r.status, r.body.role]), [[200, "standby"]]);
-  const up = a.ticks(122_100, 123_000, 100);
+  const early = a.ticks(122_100, 122_000 + HB.deadAfterMs - 100, 100);
+  assert.equal(a.state.role, "standby", "a cleared node first relearns the cluster for deadAfter");
+  assert.deepEqual(spawns(early), []);
+  const up = a.ticks(122_000 + HB.deadAfterMs, 123_000 + HB.deadAfterMs, 100);
   assert.equal(a.state.role, "active", "cleared, and no active is alive");
   assert.equal(b.state.epoch, 2);
   assert.equal(a.state.epoch, 3, "above the epoch beta took over at, though never heard from it");
@@ -674,7 +677,7 @@ Deno.test("tickStandby: maintenance blocks the takeover; maintenance off lets it
 
 Deno.test("onCommit / onPrepare: a request from a stale epoch is refused", () => {
   const { b } = pair();
-  const active4 = { node: "alpha", role: "active" as const, epoch: 4, priority: 2 };
+  const active4 = { node: "alpha", role: "active" as const, roleSeq: 1, epoch: 4, priority: 2 };
   b.hear({ ...active4, maintenance: false, manifestHash: "x" }, 8_500);
   assert.equal(b.state.epoch, 4);
   const prep = b.feed(

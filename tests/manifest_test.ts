@@ -111,7 +111,7 @@ Deno.test("formatDuration is the inverse of parseDuration", () => {
 Deno.test("parseManifest fills every default in a minimal single-node manifest", async () => {
   const m = await ok(ONE_NODE + "apps:\n  worker:\n    command: [sleep, infinity]\n");
   assert.equal(m.cluster.name, "baton");
-  assert.deepEqual(m.cluster.heartbeat, { intervalMs: 200, deadAfterMs: 1000, fenceAfterMs: 500 });
+  assert.deepEqual(m.cluster.heartbeat, { intervalMs: 200, deadAfterMs: 1000, fenceAfterMs: 700 });
   assert.equal(m.cluster.secretFile, null);
   assert.equal(m.cluster.witness, null);
   assert.equal(m.cluster.fence, null);
@@ -347,9 +347,13 @@ Deno.test("parseManifest checks heartbeat timing: interval below deadAfter, then
     /800ms.*200ms.*100ms = 1\.1s must be at most deadAfter \(1s\)/,
   );
 
-  const defaultedText = lines("cluster:", "  heartbeat: { interval: 450ms }", ONE_NODE);
+  const defaultedText = lines("cluster:", "  heartbeat: { interval: 950ms }", ONE_NODE);
   const defaulted = await errors(defaultedText);
-  assert.equal(at(defaulted, "the default deadAfter/2"), pos(defaultedText, 2, "450ms"));
+  assert.equal(
+    at(defaulted, "the default deadAfter - interval - 100ms"),
+    pos(defaultedText, 2, "950ms"),
+  );
+  await ok(lines("cluster:", "  heartbeat: { interval: 450ms }", ONE_NODE));
 
   await ok(lines(
     "cluster:",

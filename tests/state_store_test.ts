@@ -9,6 +9,7 @@ function sampleState(epoch = 3): PersistedState {
     node: "alpha",
     epoch,
     role: "active",
+    roleSeq: 1,
     maintenance: false,
     failedReason: null,
     apps: { web: { pid: 4242, startTime: 123456, specHash: "abc123", restarts: 1 } },

@@ -16,7 +16,7 @@ export interface PeerTransport {
 
 /** Sends the peer protocol's requests and turns each outcome into one core event. */
 export class PeerLink {
-  #inFlight = new Set<string>();
+  #inFlight = new Map<string, number>();
   #transport: PeerTransport;
   #manifest: () => Manifest;
   #self: string;
@@ -39,14 +39,13 @@ export class PeerLink {
     this.#dispatch = dispatch;
   }
 
-  /** One heartbeat to every peer; a peer whose previous exchange is still open is skipped. */
+  /** One heartbeat to every peer (skipped for a peer with too many exchanges still open). */
   heartbeat(info: NodeInfo): void {
     const m = this.#manifest();
     for (const node of Object.values(m.nodes)) {
       if (node.name === this.#self) continue;
       const key = `hb:${node.name}`;
-      if (this.#inFlight.has(key)) continue;
-      this.#inFlight.add(key);
+      if (!this.#begin(key)) continue;
       const sentAt = this.#now();
       this.#transport.post<unknown>(node.url, "/v1/heartbeat", info, beatTimeout(m))
         .then((reply) => {
@@ -62,15 +61,14 @@ export class PeerLink {
         .catch((err) =>
           this.#dispatch({ type: "peer_unreachable", node: node.name, error: msg(err) })
         )
-        .finally(() => this.#inFlight.delete(key));
+        .finally(() => this.#end(key));
     }
   }
 
   /** Beat the witness; a plain HTTP witness only proves it is reachable. */
   witness(info: NodeInfo): void {
     const w = this.#manifest().cluster.witness;
-    if (!w || this.#inFlight.has("witness")) return;
-    this.#inFlight.add("witness");
+    if (!w || !this.#begin("witness")) return;
     const sentAt = this.#now();
     this.#transport.post<unknown>(
       w.url,
@@ -101,7 +99,7 @@ export class PeerLink {
           ...(reachable ? { sentAt } : {}),
         });
       })
-      .finally(() => this.#inFlight.delete("witness"));
+      .finally(() => this.#end("witness"));
   }
 
   /** Ask the baton witness to grant us the active role at `info.epoch`. */
@@ -121,6 +119,20 @@ export class PeerLink {
       .catch((err) =>
         this.#dispatch({ type: "claim_result", epoch: info.epoch, ok: false, detail: msg(err) })
       );
+  }
+
+  /** Count one more exchange for `key`, unless {@linkcode MAX_BEATS_IN_FLIGHT} are open. */
+  #begin(key: string): boolean {
+    const n = this.#inFlight.get(key) ?? 0;
+    if (n >= MAX_BEATS_IN_FLIGHT) return false;
+    this.#inFlight.set(key, n + 1);
+    return true;
+  }
+
+  #end(key: string): void {
+    const n = (this.#inFlight.get(key) ?? 1) - 1;
+    if (n > 0) this.#inFlight.set(key, n);
+    else this.#inFlight.delete(key);
   }
 
   /** Phase one of a handover: will `to` take our apps? */
@@ -163,14 +175,19 @@ export class PeerLink {
 }
 
 /**
- * Bound of one heartbeat or witness exchange. Longer than the interval on purpose: a reply
- * that is merely slow (a loaded host) still proves the other side alive, while a dead peer is
- * declared dead by `deadAfter` since it was last heard, whatever this bound is.
+ * Bound of one heartbeat or witness exchange: `deadAfter`. A reply that is merely slow (a
+ * loaded host) still proves the other side alive, and it cannot make self-fencing late: that
+ * counts from when the answered request was *sent*.
  */
-function beatTimeout(m: Manifest): number {
-  const hb = m.cluster.heartbeat;
-  return Math.max(hb.intervalMs, Math.floor(hb.deadAfterMs / 2));
+export function beatTimeout(m: Manifest): number {
+  return m.cluster.heartbeat.deadAfterMs;
 }
+
+/**
+ * Exchanges allowed in flight per peer (and to the witness). A new beat still goes out every
+ * interval while an older one hangs, so one lost request costs one interval, not a timeout.
+ */
+export const MAX_BEATS_IN_FLIGHT = 4;
 
 /** What the witness records of a node. */
 function beatOf(info: NodeInfo): { node: string; role: string; epoch: number } {

@@ -10,6 +10,7 @@ import type {
   NodeState,
   PeerState,
   PersistedState,
+  Role,
   StartMode,
 } from "./types.ts";
 
@@ -41,6 +42,8 @@ export function initNodeState(
     manifest,
     mode,
     role: "standby",
+    roleSeq: 0,
+    viewChangedAt: now,
     epoch: 0,
     maintenance: false,
     failedReason: null,
@@ -70,6 +73,7 @@ export function newPeer(name: string, priority: number): PeerState {
     name,
     lastHeardAt: null,
     lastAckAt: null,
+    roleSeq: 0,
     role: null,
     epoch: 0,
     priority,
@@ -111,6 +115,7 @@ export function nodeInfo(state: NodeState): NodeInfo {
   return {
     node: state.self,
     role: state.role,
+    roleSeq: state.roleSeq,
     epoch: state.epoch,
     priority: selfPriority(state),
     maintenance: state.maintenance,
@@ -136,6 +141,7 @@ export function toPersisted(state: NodeState): PersistedState {
     node: state.self,
     epoch: state.epoch,
     role: state.role,
+    roleSeq: state.roleSeq,
     maintenance: state.maintenance,
     failedReason: state.failedReason,
     apps,
@@ -189,4 +195,11 @@ export function human(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${Math.round(ms / 100) / 10}s`;
   return `${Math.round(ms / 6000) / 10}m`;
+}
+
+/** Change this node's role (and its role counter, so peers can order our messages). */
+export function setRole(state: NodeState, role: Role, reason: string): void {
+  if (state.role !== role) state.roleSeq++;
+  state.role = role;
+  state.roleReason = reason;
 }

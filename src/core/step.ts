@@ -136,6 +136,7 @@ function onBoot(
   const p = ev.persisted;
   if (p) {
     state.epoch = p.epoch;
+    state.roleSeq = p.roleSeq;
     state.maintenance = p.maintenance;
     if (p.role === "failed") {
       state.role = "failed";

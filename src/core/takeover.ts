@@ -21,6 +21,7 @@ import {
   nodeInfo,
   peerAlive,
   selfPriority,
+  setRole,
   toPersisted,
 } from "./node_state.ts";
 import type { Out } from "./out.ts";
@@ -58,16 +59,33 @@ export function onPeerInfo(
   }
   peer.lastHeardAt = now;
   if (ev.sentAt !== undefined) peer.lastAckAt = Math.max(peer.lastAckAt ?? ev.sentAt, ev.sentAt);
+  peer.lastError = null;
+  // Messages can arrive out of order: one older than what we know (lower epoch, or the same
+  // epoch and a lower role counter) proves the peer alive but says nothing new about it.
+  const stale = info.epoch < peer.epoch ||
+    (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq);
+  if (stale) return;
+  if (peer.role !== info.role) state.viewChangedAt = now;
   peer.role = info.role;
-  // Epochs only grow: a late heartbeat must not lower what we know (see finishHandover).
-  peer.epoch = Math.max(peer.epoch, info.epoch);
+  peer.roleSeq = info.roleSeq;
+  peer.epoch = info.epoch;
   peer.priority = info.priority;
   peer.maintenance = info.maintenance;
   peer.manifestHash = info.manifestHash;
-  peer.lastError = null;
   if (info.role === "active") state.seenActive = true;
+  if (state.expecting && info.role === "active" && info.epoch > state.expecting.epoch) {
+    state.expecting = null; // someone else took the apps
+  }
 
-  if (state.role === "active" && info.role === "active" && outranks(info, state)) {
+  if (state.role === "active" && info.epoch > state.epoch) {
+    // A higher epoch exists, so a newer active was made while we were not looking.
+    stepDown(
+      state,
+      `peer ${info.node} reports epoch ${info.epoch} (ours ${state.epoch}): a newer active exists`,
+      now,
+      out,
+    );
+  } else if (state.role === "active" && info.role === "active" && outranks(info, state)) {
     stepDown(
       state,
       `peer ${info.node} is active at epoch ${info.epoch} (ours ${state.epoch}): ` +
@@ -128,6 +146,15 @@ export function onWitness(
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
+    const w = ev.active;
+    if (state.role === "active" && w && w.node !== state.self && w.epoch > state.epoch) {
+      stepDown(
+        state,
+        `the witness knows ${w.node} active at epoch ${w.epoch} (ours ${state.epoch})`,
+        now,
+        out,
+      );
+    }
   } else if (wasOk) {
     out.record("warn", null, "witness_down", `witness unreachable: ${ev.error ?? "no reply"}`);
   }
@@ -163,6 +190,12 @@ export function onClaimResult(
   if (state.role !== "standby" || state.maintenance || livePeerActives(state, now).length > 0) {
     return;
   }
+  if (nextEpoch(state) > ev.epoch) {
+    // We heard of a higher epoch while the claim was on its way: the grant is outdated.
+    out.record("warn", null, "claim_outdated", `granted epoch ${ev.epoch} is already taken`);
+    state.quietUntil = now + state.manifest.cluster.heartbeat.intervalMs;
+    return;
+  }
   becomeActive(state, `${claim.reason}; witness granted epoch ${ev.epoch}`, now, out, ev.epoch);
 }
 
@@ -176,9 +209,8 @@ export function becomeActive(
   out: Out,
   epoch: number = nextEpoch(state),
 ): void {
-  state.epoch = Math.max(epoch, nextEpoch(state));
-  state.role = "active";
-  state.roleReason = reason;
+  state.epoch = epoch;
+  setRole(state, "active", reason);
   state.activeSince = now;
   state.expecting = null;
   state.claiming = null;
@@ -196,8 +228,7 @@ function nextEpoch(state: NodeState): number {
 
 /** Give up the active role at once: SIGKILL movable apps, become standby, stay quiet a while. */
 export function stepDown(state: NodeState, reason: string, now: number, out: Out): void {
-  state.role = "standby";
-  state.roleReason = reason;
+  setRole(state, "standby", reason);
   state.activeSince = null;
   state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
   out.dirty = true;
@@ -365,13 +396,11 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   if (peer) peer.epoch = Math.max(peer.epoch, h.epoch + 1);
   state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
   if (h.kind === "escalation") {
-    state.role = "failed";
+    setRole(state, "failed", `failed: ${h.reason} (run "baton clear" once the host is repaired)`);
     state.failedAt = now;
     state.failedReason = h.reason;
-    state.roleReason = `failed: ${h.reason} (run "baton clear" once the host is repaired)`;
   } else {
-    state.role = "standby";
-    state.roleReason = `switched over to ${h.to}`;
+    setRole(state, "standby", `switched over to ${h.to}`);
   }
   out.record(
     h.kind === "escalation" ? "error" : "info",
@@ -382,6 +411,8 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   // The new role must be on disk before the peer may start anything.
   out.push({ type: "persist", state: toPersisted(state) });
   out.dirty = false;
+  // Tell the witness first, so it grants the peer's claim without waiting out our lease.
+  if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
   out.push({ type: "send_commit", to: h.to, epoch: h.epoch, reason: h.reason });
 }
 
@@ -432,7 +463,7 @@ export function onPrepare(
   if (state.role !== "standby") return refuse(`this node is ${state.role}`);
   if (state.maintenance) return refuse("this node is in maintenance");
   if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
-  state.expecting = { from: ev.from, epoch: ev.epoch, until: now + EXPECT_GRACE_MS };
+  state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
   out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
   out.push({ type: "reply", id: ev.id, status: 200, body: { ok: true, node: state.self } });
 }
@@ -453,8 +484,12 @@ export function onCommit(
   if (state.role === "active") return reply(200, { ok: true, epoch: state.epoch, already: true });
   if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
   if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
-  becomeActive(state, `handover from ${ev.from}: ${ev.reason}`, now, out);
-  reply(200, { ok: true, epoch: state.epoch });
+  state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
+  if (takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out)) {
+    reply(200, { ok: true, epoch: state.epoch });
+  } else {
+    reply(200, { ok: true, epoch: state.claiming?.epoch ?? state.epoch, claiming: true });
+  }
 }
 
 // ---------------------------------------------------------------- operator commands
@@ -484,7 +519,7 @@ export function onCommand(
       return reply(200, { ok: true, maintenance: state.maintenance });
     case "clear": {
       const wasFailed = state.role === "failed";
-      if (wasFailed) leaveFailed(state, "cleared by the operator");
+      if (wasFailed) leaveFailed(state, "cleared by the operator", now);
       else clearCounters(state);
       out.dirty = true;
       out.record(
@@ -528,9 +563,10 @@ export function onCommand(
  * escalations that made the node fail are cleared too: kept, they would make the node hand its
  * apps on again as soon as it is active.
  */
-function leaveFailed(state: NodeState, reason: string): void {
-  state.role = "standby";
-  state.roleReason = reason;
+function leaveFailed(state: NodeState, reason: string, now: number): void {
+  setRole(state, "standby", reason);
+  // Our view of the cluster may be old: learn it again before any takeover.
+  state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
   state.failedReason = null;
   state.failedAt = null;
   clearCounters(state);
@@ -577,7 +613,7 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     state.role === "failed" && cooldown !== null && state.failedAt !== null &&
     now - state.failedAt >= cooldown
   ) {
-    leaveFailed(state, `failed cooldown of ${human(cooldown)} passed`);
+    leaveFailed(state, `failed cooldown of ${human(cooldown)} passed`, now);
     out.dirty = true;
     out.record("info", null, "standby", `${state.roleReason}: failed → standby, counters cleared`);
   }
@@ -610,15 +646,18 @@ function tickActive(state: NodeState, now: number, out: Out): void {
   if (!cluster.witness || Object.keys(state.peers).length === 0) return;
   const since = state.activeSince ?? now;
   // Contact = an exchange we started and the other side answered, dated by when we sent it.
-  let lastContact = Math.max(since, state.witness.lastAckAt ?? -Infinity);
-  for (const p of Object.values(state.peers)) {
-    if (p.lastAckAt !== null) lastContact = Math.max(lastContact, p.lastAckAt);
-  }
-  if (now - lastContact >= cluster.heartbeat.fenceAfterMs) {
+  // The apps may stay while the witness hears us (it grants no claim against us) or while
+  // every peer does (none of them takes over). Otherwise a peer we cannot reach might be
+  // granted the apps: stop them before it may start them.
+  const fence = cluster.heartbeat.fenceAfterMs;
+  const age = (t: number | null) => now - Math.max(since, t ?? -Infinity);
+  const witnessAge = age(state.witness.lastAckAt);
+  const lost = Object.values(state.peers).filter((p) => age(p.lastAckAt) >= fence);
+  if (witnessAge >= fence && lost.length > 0) {
     stepDown(
       state,
-      `isolated: no peer and no witness for ${human(now - lastContact)} ` +
-        `(fenceAfter ${human(cluster.heartbeat.fenceAfterMs)})`,
+      `isolated: no answer from the witness for ${human(witnessAge)} nor from ` +
+        `${lost.map((p) => p.name).join(", ")} (fenceAfter ${human(fence)})`,
       now,
       out,
     );
@@ -628,59 +667,80 @@ function tickActive(state: NodeState, now: number, out: Out): void {
 function tickStandby(state: NodeState, now: number, out: Out): void {
   if (state.maintenance || state.claiming || now < state.quietUntil) return;
   if (livePeerActives(state, now).length > 0) return;
+  let reason = takeoverReason(state, now, out);
+  if (reason === null) return;
   const hb = state.manifest.cluster.heartbeat;
-  const peers = Object.values(state.peers);
-  const unseen = peers.filter((p) => !peerAlive(state, p, now));
-  const expecting = state.expecting;
-  let reason: string;
-  if (expecting && !livePeerActives(state, now).some((p) => p.name === expecting.from)) {
-    reason = `${expecting.from} handed over its apps`;
-  } else {
-    if (state.mode === "standby" && !state.seenActive) {
-      return hold(state, now, out, "--mode standby: waiting for an active node");
-    }
-    const eligible = peers.filter((p) =>
-      peerAlive(state, p, now) && p.role === "standby" && !p.maintenance
-    );
-    const better = eligible.find((p) =>
-      p.priority > selfPriority(state) ||
-      (p.priority === selfPriority(state) && p.name < state.self)
-    );
-    if (better) return;
-    const lost = peers.filter((p) => p.role === "active" && !peerAlive(state, p, now));
-    reason = lost.length > 0
-      ? `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
-        human(hb.deadAfterMs)
-      }`
-      : peers.length === 0
-      ? "single-node cluster"
-      : "no active node in the cluster; highest-priority standby";
-  }
-  if (unseen.length > 0 && state.manifest.cluster.witness) {
-    // We cannot see every peer: only the witness may tell us it is safe.
-    if (!witnessFresh(state, now)) {
-      return hold(
-        state,
-        now,
-        out,
-        `cannot see ${unseen.map((p) => p.name).join(", ")} nor the witness: not guessing`,
-      );
+  const unseen = Object.values(state.peers).filter((p) => !peerAlive(state, p, now));
+  if (state.manifest.cluster.witness) {
+    if (unseen.length > 0 && !witnessFresh(state, now)) {
+      // We cannot see every peer: only the witness may tell us it is safe.
+      const names = unseen.map((p) => p.name).join(", ");
+      return hold(state, now, out, `cannot see ${names} nor the witness: not guessing`);
     }
     const age = witnessActiveAge(state, now);
     const w = state.witness.active;
     if (w && age !== null && age < hb.deadAfterMs && w.node !== state.self) {
       return hold(state, now, out, `the witness still hears active ${w.node} (${human(age)} ago)`);
     }
-    if (state.witness.kind === "baton") {
-      const epoch = nextEpoch(state);
-      state.claiming = { epoch, reason, since: now };
-      out.record("warn", null, "claim", `${reason}; asking the witness for epoch ${epoch}`);
-      out.push({ type: "claim_witness", info: { ...nodeInfo(state), role: "active", epoch } });
-      return;
+    if (unseen.length > 0 && state.witness.kind !== "baton") reason += "; witness reachable";
+  }
+  takeOver(state, reason, now, out);
+}
+
+/**
+ * Why this standby should take the active role now, or null. Three ways: the node that
+ * announced a handover to us is no longer active (news heard after its announcement); the
+ * active went silent for `deadAfter`; or there is no active and we are the best standby in a
+ * view that has been stable for `deadAfter` (so decisions are not made on stale news).
+ */
+function takeoverReason(state: NodeState, now: number, out: Out): string | null {
+  const hb = state.manifest.cluster.heartbeat;
+  const peers = Object.values(state.peers);
+  const expecting = state.expecting;
+  if (expecting) {
+    const from = state.peers[expecting.from];
+    if (
+      from && from.role !== "active" && from.lastHeardAt !== null &&
+      from.lastHeardAt > expecting.since
+    ) {
+      return `${expecting.from} handed over its apps`;
     }
-    reason += "; witness reachable";
+  }
+  if (state.mode === "standby" && !state.seenActive) {
+    hold(state, now, out, "--mode standby: waiting for an active node");
+    return null;
+  }
+  const mine = selfPriority(state);
+  const better = peers.some((p) =>
+    peerAlive(state, p, now) && p.role === "standby" && !p.maintenance &&
+    (p.priority > mine || (p.priority === mine && p.name < state.self))
+  );
+  if (better) return null;
+  const lost = peers.filter((p) => p.role === "active" && !peerAlive(state, p, now));
+  if (lost.length > 0) {
+    return `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
+      human(hb.deadAfterMs)
+    }`;
+  }
+  if (peers.length === 0) return "single-node cluster";
+  if (now - state.viewChangedAt < hb.deadAfterMs) return null;
+  return "no active node in the cluster; highest-priority standby";
+}
+
+/**
+ * Become active now, or, with a baton witness, ask it first (it grants one claim at a time,
+ * so two nodes deciding at once cannot both win). Returns whether the node is active now.
+ */
+function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
+  if (state.witness.kind === "baton") {
+    const epoch = nextEpoch(state);
+    state.claiming = { epoch, reason, since: now };
+    out.record("warn", null, "claim", `${reason}; asking the witness for epoch ${epoch}`);
+    out.push({ type: "claim_witness", info: { ...nodeInfo(state), role: "active", epoch } });
+    return false;
   }
   becomeActive(state, reason, now, out);
+  return true;
 }
 
 /** Record, at most once per 5 × `deadAfter`, why a standby does not take over. */

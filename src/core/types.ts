@@ -66,6 +66,8 @@ export interface PeerState {
    */
   lastAckAt: number | null;
   role: Role | null;
+  /** The peer's role counter with its role: a late message with an older one is ignored. */
+  roleSeq: number;
   epoch: number;
   priority: number;
   maintenance: boolean;
@@ -106,6 +108,8 @@ export interface Handover {
 export interface ExpectedHandover {
   from: string;
   epoch: number;
+  /** When the prepare arrived: only news of the sender heard after it counts. */
+  since: number;
   until: number;
 }
 
@@ -115,6 +119,8 @@ export interface PersistedState {
   node: string;
   epoch: number;
   role: Role;
+  /** Grows on every role change, so peers can order this node's messages within an epoch. */
+  roleSeq: number;
   maintenance: boolean;
   failedReason: string | null;
   apps: Record<string, PersistedApp>;
@@ -143,6 +149,10 @@ export interface NodeState {
   manifest: Manifest;
   mode: StartMode;
   role: Role;
+  /** Grows on every role change (persisted); see {@linkcode PersistedState.roleSeq}. */
+  roleSeq: number;
+  /** When a peer's role last changed in our view: a priority takeover waits for a stable view. */
+  viewChangedAt: number;
   epoch: number;
   maintenance: boolean;
   failedReason: string | null;
@@ -181,6 +191,7 @@ export interface NodeState {
 export interface NodeInfo {
   node: string;
   role: Role;
+  roleSeq: number;
   epoch: number;
   priority: number;
   maintenance: boolean;

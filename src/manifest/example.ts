@@ -27,7 +27,7 @@ cluster:
   heartbeat:
     interval: 200ms   # how often nodes tell each other they are alive
     deadAfter: 1s     # a node silent this long is dead: the standby takes over
-    # fenceAfter: 500ms  # an isolated active stops its apps after this (default deadAfter/2)
+    # fenceAfter: 700ms  # an isolated active stops its apps after this (default deadAfter - interval - 100ms)
   # A third party both nodes can reach; with two nodes it decides who stays active
   # when they lose sight of each other. Run it on a third machine in production.
   witness: http://127.0.0.1:7400

@@ -304,6 +304,19 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
   }
 }
 
+/**
+ * Default `heartbeat.fenceAfter`: the largest value the fencing inequality allows,
+ * `deadAfter - interval - 100ms`, so an active rides out as many lost beats as is safe.
+ *
+ * @example
+ * ```ts
+ * defaultFenceAfter(200, 1_000); // 700
+ * ```
+ */
+export function defaultFenceAfter(intervalMs: number, deadAfterMs: number): number {
+  return deadAfterMs - intervalMs - _FENCE_MARGIN_MS;
+}
+
 function _reportHeartbeat(
   hb: { interval: number; deadAfter: number; fenceAfter?: number | undefined },
   given: (key: string) => boolean,
@@ -323,11 +336,11 @@ function _reportHeartbeat(
     );
     return;
   }
-  const fenceAfter = hb.fenceAfter ?? Math.floor(hb.deadAfter / 2);
+  const fenceAfter = hb.fenceAfter ?? defaultFenceAfter(hb.interval, hb.deadAfter);
   const needed = fenceAfter + hb.interval + _FENCE_MARGIN_MS;
-  if (needed > hb.deadAfter) {
+  if (needed > hb.deadAfter || fenceAfter <= 0) {
     const fenceText = hb.fenceAfter === undefined
-      ? `${formatDuration(fenceAfter)}, the default deadAfter/2`
+      ? `${formatDuration(Math.max(0, fenceAfter))}, the default deadAfter - interval - 100ms`
       : formatDuration(fenceAfter);
     d.error(
       at("fenceAfter", "deadAfter", "interval"),
@@ -487,7 +500,8 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
     heartbeat: {
       intervalMs: c.heartbeat.interval,
       deadAfterMs: c.heartbeat.deadAfter,
-      fenceAfterMs: c.heartbeat.fenceAfter ?? Math.floor(c.heartbeat.deadAfter / 2),
+      fenceAfterMs: c.heartbeat.fenceAfter ??
+        defaultFenceAfter(c.heartbeat.interval, c.heartbeat.deadAfter),
     },
     witness: c.witness === undefined ? null : { url: _trimUrl(c.witness.url) },
     fence: c.fence ?? null,

@@ -13,6 +13,7 @@ const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 export const NodeInfoSchema = z.strictObject({
   node: name,
   role: z.enum(["standby", "active", "failed"]),
+  roleSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   epoch,
   priority: z.number().int(),
   maintenance: z.boolean(),

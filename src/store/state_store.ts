@@ -40,6 +40,7 @@ export const persistedStateSchema = z.strictObject({
   node: z.string().min(1),
   epoch: z.number().int().nonnegative(),
   role: z.enum(["standby", "active", "failed"]),
+  roleSeq: z.number().int().nonnegative(),
   maintenance: z.boolean(),
   failedReason: z.string().nullable(),
   apps: z.record(z.string(), _persistedAppSchema),

@@ -23,6 +23,7 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Role } from "../core/types.ts";
+import { WitnessArbiter } from "./arbiter.ts";
 import {
   type AuthVariables,
   hmacAuth,
@@ -85,12 +86,6 @@ export interface WitnessAppOptions {
   verifier?: VerifierOptions;
 }
 
-interface BeatRecord {
-  role: Role;
-  epoch: number;
-  at: number;
-}
-
 function _describeIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => `${i.path.length > 0 ? i.path.join(".") : "body"}: ${i.message}`)
@@ -109,26 +104,12 @@ function _describeIssues(error: z.ZodError): string {
  * ```
  */
 export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: AuthVariables }> {
-  const beats = new Map<string, BeatRecord>();
-  const startedAt = opts.now();
+  const arbiter = new WitnessArbiter(opts.leaseMs, opts.now());
   const verifier = new RequestVerifier(opts.secret, opts.verifier ?? {});
 
   const view = (): WitnessView => {
     const now = opts.now();
-    const nodes: Record<string, WitnessNodeView> = {};
-    let active: WitnessActive | null = null;
-    for (const [node, beat] of beats) {
-      const ageMs = Math.max(0, now - beat.at);
-      nodes[node] = { role: beat.role, epoch: beat.epoch, ageMs };
-      if (beat.role !== "active") continue;
-      if (
-        active === null || beat.epoch > active.epoch ||
-        (beat.epoch === active.epoch && ageMs < active.ageMs)
-      ) {
-        active = { node, epoch: beat.epoch, ageMs };
-      }
-    }
-    return { witness: "baton", nodes, active };
+    return { witness: "baton", nodes: arbiter.nodes(now), active: arbiter.active(now) };
   };
 
   const app = new Hono<{ Variables: AuthVariables }>();
@@ -165,25 +146,16 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
     return beat;
   };
 
-  const record = (beat: WitnessBeat) => {
-    beats.delete(beat.node); // re-insert so the map stays ordered by last beat
-    beats.set(beat.node, { role: beat.role, epoch: beat.epoch, at: opts.now() });
-    if (beats.size > MAX_WITNESS_NODES) {
-      const oldest = beats.keys().next();
-      if (!oldest.done) beats.delete(oldest.value);
-    }
-  };
-
   app.post(WITNESS_BEAT_PATH, hmacAuth(verifier), (c) => {
     const beat = readBeat(c);
     if (beat instanceof Response) return beat;
-    record(beat);
+    arbiter.beat(beat.node, beat.role, beat.epoch, opts.now());
+    if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
     return c.json({ ok: true as const, ...view() });
   });
 
-  // A node that cannot see its peer asks here before it takes the active role. The claim is
-  // granted only if no other node beat as active within `leaseMs`, and a granted claim counts
-  // as an active beat, so of two partitioned nodes at most one is granted.
+  // A node that cannot be sure no other node is active asks here before it takes the role;
+  // the arbiter grants one claim per epoch and none while another active is fresh.
   app.post(WITNESS_CLAIM_PATH, hmacAuth(verifier), (c) => {
     const beat = readBeat(c);
     if (beat instanceof Response) return beat;
@@ -193,28 +165,9 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
         reason: `a claim has role "active", got "${beat.role}"`,
       }, 400);
     }
-    if (opts.now() - startedAt < opts.leaseMs) {
-      // A restarted witness has forgotten who is active: it listens for a whole lease first.
-      return c.json({ ...view(), granted: false, reason: "witness just started; listening first" });
-    }
-    const current = view().active;
-    if (current && current.node !== beat.node && current.ageMs < opts.leaseMs) {
-      return c.json({
-        ...view(),
-        granted: false,
-        reason:
-          `${current.node} is active at epoch ${current.epoch} (heard ${current.ageMs}ms ago)`,
-      });
-    }
-    if (current && current.epoch >= beat.epoch && current.node !== beat.node) {
-      return c.json({
-        ...view(),
-        granted: false,
-        reason: `epoch ${beat.epoch} is not above ${current.node}'s ${current.epoch}`,
-      });
-    }
-    record(beat);
-    return c.json({ ...view(), granted: true, reason: `granted epoch ${beat.epoch}` });
+    const decision = arbiter.claim(beat.node, beat.epoch, opts.now());
+    if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
+    return c.json({ ...view(), ...decision });
   });
 
   app.notFound((c) => c.json({ error: "not found", path: c.req.path }, 404));
