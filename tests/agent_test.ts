@@ -527,6 +527,7 @@ function peerInfo(manifest: Manifest, role: NodeInfo["role"], epoch = 0): NodeIn
     node: "peer",
     role,
     roleSeq: 0,
+    hears: [],
     epoch,
     priority: 50,
     maintenance: false,

@@ -209,6 +209,7 @@ Deno.test("boot: a resumed active counts a lost movable app but starts it only o
     node: "beta",
     role: "standby",
     roleSeq: 0,
+    hears: [],
     epoch: 2,
     priority: 1,
     maintenance: false,

@@ -137,7 +137,7 @@ Deno.test("tickStandby: three nodes, the active dies: exactly one standby (highe
   runCluster([b, c], 10_500, 30_000);
   assert.equal(c.state.role, "active", describe([a, b, c]));
   assert.equal(b.state.role, "standby");
-  assert.equal(c.state.epoch, 2);
+  assert.equal(c.state.epoch, 3, "the next epoch in gamma's ballot slot (3rd of 3 nodes)");
 });
 
 // ---------------------------------------------------------------- standby takeover
@@ -336,22 +336,31 @@ Deno.test("onPeerInfo: when two actives meet the lower epoch steps down with SIG
   assert.deepEqual(a.running(), ["logs"]);
 });
 
-Deno.test("onPeerInfo: two actives at the same epoch: the lower priority steps down", () => {
+Deno.test("nextEpoch: nodes deciding at once never pick the same epoch (ballot slots by name)", () => {
   const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: APPS });
   const a = boot("alpha", m, { mode: "active" });
   const b = boot("beta", m, { mode: "active" });
   assert.equal(a.state.epoch, 1);
-  assert.equal(b.state.epoch, 1);
-  a.hear(b, 100);
-  b.hear(a, 100);
-  assert.equal(a.state.role, "active");
-  assert.equal(b.state.role, "standby");
+  assert.equal(b.state.epoch, 2);
+  a.settle(a.hear(b, 100), 100);
+  b.settle(b.hear(a, 100), 100);
+  assert.equal(b.state.role, "active", "the higher epoch stays, whatever the priorities");
+  assert.equal(a.state.role, "standby");
+  assertOneActive([a, b]);
+  const m3 = makeManifest({ nodes: { alpha: 1, beta: 1, gamma: 1 }, apps: APPS });
+  const epochs = ["alpha", "beta", "gamma"].map((n) => boot(n, m3, { mode: "active" }).state.epoch);
+  assert.deepEqual(epochs, [1, 2, 3]);
 });
 
-Deno.test("onPeerInfo: two actives at the same epoch and priority: the name decides, the same on both sides", () => {
-  const m = makeManifest({ nodes: { alpha: 1, beta: 1 }, apps: APPS });
-  const a = boot("alpha", m, { mode: "active" });
-  const b = boot("beta", m, { mode: "active" });
+Deno.test("onPeerInfo: two actives at the same epoch (a manifest mismatch): priority, then name, decide on both sides", () => {
+  // Different node lists give different ballot slots: both pick epoch 2.
+  const a = boot("alpha", makeManifest({ nodes: { aaa: 1, alpha: 1, beta: 1 }, apps: APPS }), {
+    mode: "active",
+  });
+  const b = boot("beta", makeManifest({ nodes: { alpha: 1, beta: 1 }, apps: APPS }), {
+    mode: "active",
+  });
+  assert.deepEqual([a.state.epoch, b.state.epoch], [2, 2]);
   a.settle(a.hear(b, 100), 100);
   b.settle(b.hear(a, 100), 100);
   assert.equal(a.state.role, "active");
@@ -677,7 +686,14 @@ Deno.test("tickStandby: maintenance blocks the takeover; maintenance off lets it
 
 Deno.test("onCommit / onPrepare: a request from a stale epoch is refused", () => {
   const { b } = pair();
-  const active4 = { node: "alpha", role: "active" as const, roleSeq: 1, epoch: 4, priority: 2 };
+  const active4 = {
+    node: "alpha",
+    role: "active" as const,
+    roleSeq: 1,
+    hears: [],
+    epoch: 4,
+    priority: 2,
+  };
   b.hear({ ...active4, maintenance: false, manifestHash: "x" }, 8_500);
   assert.equal(b.state.epoch, 4);
   const prep = b.feed(

@@ -28,6 +28,7 @@ const INFO: NodeInfo = {
   node: SELF,
   role: "active",
   roleSeq: 1,
+  hears: [],
   epoch: 3,
   priority: 100,
   maintenance: false,

@@ -74,6 +74,7 @@ export function newPeer(name: string, priority: number): PeerState {
     lastHeardAt: null,
     lastAckAt: null,
     roleSeq: 0,
+    hears: [],
     role: null,
     epoch: 0,
     priority,
@@ -116,6 +117,11 @@ export function nodeInfo(state: NodeState): NodeInfo {
     node: state.self,
     role: state.role,
     roleSeq: state.roleSeq,
+    hears: state.lastTickAt === null
+      ? []
+      : Object.values(state.peers).filter((p) => peerAlive(state, p, state.lastTickAt!)).map((
+        p,
+      ) => p.name),
     epoch: state.epoch,
     priority: selfPriority(state),
     maintenance: state.maintenance,

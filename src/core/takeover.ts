@@ -65,8 +65,9 @@ export function onPeerInfo(
   const stale = info.epoch < peer.epoch ||
     (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq);
   if (stale) return;
-  if (peer.role !== info.role) state.viewChangedAt = now;
+  if (peer.role !== info.role || peer.maintenance !== info.maintenance) state.viewChangedAt = now;
   peer.role = info.role;
+  peer.hears = info.hears;
   peer.roleSeq = info.roleSeq;
   peer.epoch = info.epoch;
   peer.priority = info.priority;
@@ -219,11 +220,21 @@ export function becomeActive(
   out.record("info", null, "active", `active at epoch ${state.epoch}: ${reason}`);
 }
 
-/** One above every epoch this node has heard of (its own, its peers', the witness's). */
-function nextEpoch(state: NodeState): number {
+/**
+ * The next epoch this node may take: above every epoch it has heard of (its own, its peers',
+ * the witness's) and, like a Paxos ballot, in this node's own residue class modulo the number
+ * of nodes (sorted by name). Two nodes deciding at once, each unaware of the other, therefore
+ * never pick the same epoch, and the lower one yields when they meet.
+ */
+export function nextEpoch(state: NodeState): number {
   let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0);
   for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
-  return max + 1;
+  const names = Object.keys(state.manifest.nodes).sort();
+  const n = names.length;
+  const slot = names.indexOf(state.self);
+  let epoch = max + 1;
+  if (n > 1 && slot >= 0) epoch += (((slot + 1 - epoch) % n) + n) % n;
+  return epoch;
 }
 
 /** Give up the active role at once: SIGKILL movable apps, become standby, stay quiet a while. */
@@ -508,6 +519,7 @@ export function onCommand(
     case "maintenance":
       if (state.maintenance !== command.on) {
         state.maintenance = command.on;
+        state.viewChangedAt = now; // our eligibility changed: let peers learn it first
         out.dirty = true;
         out.record(
           "warn",
@@ -718,6 +730,14 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
   if (better) return null;
   const lost = peers.filter((p) => p.role === "active" && !peerAlive(state, p, now));
   if (lost.length > 0) {
+    // Another node that still hears the silent active vouches for it: we are the one cut off.
+    const voucher = peers.find((p) =>
+      peerAlive(state, p, now) && lost.some((l) => p.hears.includes(l.name))
+    );
+    if (voucher) {
+      hold(state, now, out, `${voucher.name} still hears ${lost.map((p) => p.name).join(", ")}`);
+      return null;
+    }
     return `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
       human(hb.deadAfterMs)
     }`;

@@ -68,6 +68,8 @@ export interface PeerState {
   role: Role | null;
   /** The peer's role counter with its role: a late message with an older one is ignored. */
   roleSeq: number;
+  /** The nodes the peer said it hears. */
+  hears: string[];
   epoch: number;
   priority: number;
   maintenance: boolean;
@@ -192,6 +194,8 @@ export interface NodeInfo {
   node: string;
   role: Role;
   roleSeq: number;
+  /** Peers this node heard within `deadAfter` (as of its last tick): lets a third node vouch. */
+  hears: string[];
   epoch: number;
   priority: number;
   maintenance: boolean;

@@ -14,6 +14,7 @@ export const NodeInfoSchema = z.strictObject({
   node: name,
   role: z.enum(["standby", "active", "failed"]),
   roleSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  hears: z.array(name).max(64),
   epoch,
   priority: z.number().int(),
   maintenance: z.boolean(),
