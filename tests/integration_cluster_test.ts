@@ -726,7 +726,7 @@ Deno.test(
 // ---------------------------------------------------------------- more: witness and fencing
 
 Deno.test(
-  "cluster with a witness: losing only the witness changes nothing; losing peer and witness fences the active",
+  "cluster with a witness: losing only the witness changes nothing; losing peer and witness fences the active until the witness is back",
   opts,
   async () => {
     const tag = tagOf();
@@ -763,7 +763,16 @@ Deno.test(
       } finally {
         Deno.kill(betaAgent, "SIGCONT");
       }
-      // Both see each other again: the higher priority takes the apps back; beta never did.
+      // With a baton witness every takeover is claimed from it: while it is down, nobody
+      // starts the apps, even with both nodes in sight of each other.
+      await sleep(DEAD_AFTER_MS * 3);
+      const down = scan(tag);
+      assert.deepEqual(MOVABLE.map((x) => down[x]?.length), [0, 0], "apps started without witness");
+      for (const node of ["alpha", "beta"]) {
+        assert.notEqual((await mustStatus(c, node)).role, "active", `${node} active unclaimed`);
+      }
+      // The witness is back: the higher priority takes the apps back; beta never did.
+      c.startWitness();
       await c.waitRunning("alpha", MOVABLE, WAIT_MS);
       await assertRunsOnlyOn(c, tag, "alpha");
       assert.equal((await mustStatus(c, "beta")).role, "standby");

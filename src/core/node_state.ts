@@ -63,6 +63,7 @@ export function initNodeState(
     witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null },
     handover: null,
     expecting: null,
+    lastHandoverTo: null,
     roleReason: "starting",
   };
 }
@@ -75,6 +76,7 @@ export function newPeer(name: string, priority: number): PeerState {
     lastAckAt: null,
     roleSeq: 0,
     hears: [],
+    handoverTo: null,
     role: null,
     epoch: 0,
     priority,
@@ -113,7 +115,9 @@ export function selfPriority(state: NodeState): number {
 
 /** What this node tells its peers and the witness about itself. */
 export function nodeInfo(state: NodeState): NodeInfo {
+  const handoverTo = state.handover?.to ?? state.lastHandoverTo;
   return {
+    ...(handoverTo ? { handoverTo } : {}),
     node: state.self,
     role: state.role,
     roleSeq: state.roleSeq,

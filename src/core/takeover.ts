@@ -68,6 +68,10 @@ export function onPeerInfo(
   if (peer.role !== info.role || peer.maintenance !== info.maintenance) state.viewChangedAt = now;
   peer.role = info.role;
   peer.hears = info.hears;
+  peer.handoverTo = info.handoverTo ?? null;
+  if (state.expecting?.from === info.node && info.handoverTo && info.handoverTo !== state.self) {
+    state.expecting = null; // the apps went to another node
+  }
   peer.roleSeq = info.roleSeq;
   peer.epoch = info.epoch;
   peer.priority = info.priority;
@@ -213,6 +217,7 @@ export function becomeActive(
   state.epoch = epoch;
   setRole(state, "active", reason);
   state.activeSince = now;
+  state.lastHandoverTo = null;
   state.expecting = null;
   state.claiming = null;
   state.bootUntil = now;
@@ -400,6 +405,7 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   const h = state.handover;
   if (!h) return;
   h.phase = "committing";
+  state.lastHandoverTo = h.to;
   state.activeSince = null;
   // The peer becomes active above the handover's epoch: if this node takes over again without
   // having heard it since, it must take a higher epoch still.
@@ -713,7 +719,8 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
     const from = state.peers[expecting.from];
     if (
       from && from.role !== "active" && from.lastHeardAt !== null &&
-      from.lastHeardAt > expecting.since
+      from.lastHeardAt > expecting.since &&
+      (from.handoverTo === null || from.handoverTo === state.self)
     ) {
       return `${expecting.from} handed over its apps`;
     }

@@ -70,6 +70,8 @@ export interface PeerState {
   roleSeq: number;
   /** The nodes the peer said it hears. */
   hears: string[];
+  /** Where the peer said it hands (or handed) its apps. */
+  handoverTo: string | null;
   epoch: number;
   priority: number;
   maintenance: boolean;
@@ -185,6 +187,8 @@ export interface NodeState {
   witness: WitnessState;
   handover: Handover | null;
   expecting: ExpectedHandover | null;
+  /** The peer this node last handed its apps to (until it is active again). */
+  lastHandoverTo: string | null;
   /** Human sentence saying why the node is in its current role. */
   roleReason: string;
 }
@@ -196,6 +200,9 @@ export interface NodeInfo {
   roleSeq: number;
   /** Peers this node heard within `deadAfter` (as of its last tick): lets a third node vouch. */
   hears: string[];
+  /** The node this one is handing (or last handed) its apps to, so another standby that was
+   * asked earlier knows the apps went elsewhere. */
+  handoverTo?: string | undefined;
   epoch: number;
   priority: number;
   maintenance: boolean;

@@ -15,6 +15,7 @@ export const NodeInfoSchema = z.strictObject({
   role: z.enum(["standby", "active", "failed"]),
   roleSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   hears: z.array(name).max(64),
+  handoverTo: name.optional(),
   epoch,
   priority: z.number().int(),
   maintenance: z.boolean(),
