@@ -98,6 +98,8 @@ export class LocalCluster {
   readonly ports: Record<string, number> = {};
   readonly appPorts: number[];
   readonly witnessPort: number;
+  /** Unique per cluster: the cluster name, so a leftover app of another run is never adopted. */
+  readonly id = crypto.randomUUID().slice(0, 8);
   readonly agents = new Map<string, Deno.ChildProcess>();
   #witness: Deno.ChildProcess | null = null;
   #opts: LocalClusterOptions;
@@ -129,7 +131,7 @@ export class LocalCluster {
     ).join("\n");
     const yaml = [
       "cluster:",
-      "  name: local",
+      `  name: local-${this.id}`,
       "  secretFile: ./baton.secret",
       `  heartbeat: { interval: ${o.interval ?? "100ms"}, deadAfter: ${o.deadAfter ?? "600ms"}` +
       (o.fenceAfter ? `, fenceAfter: ${o.fenceAfter}` : "") + " }",

@@ -122,6 +122,7 @@ async function harness(
     log: (line) => logs.push(line),
     loadManifest: () => Promise.resolve(h.next),
     isSameProcess: (pid, startTime) => runner.isSameProcess(pid, startTime),
+    findAppProcesses: () => [],
     ...opts,
   });
   if (opts.start !== false) await h.agent.start();

@@ -421,6 +421,34 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "baton run: an app the agent started but never recorded (it died first) is adopted, not duplicated",
+  IT,
+  async () => {
+    const sl = sleeper();
+    const c = await soloCluster(() => appYaml("sl", sl.command));
+    await withCluster(c, async () => {
+      await c.startAgent(NODE);
+      const pid = pidOf(await waitAllRunning(c, ["sl"]), "sl");
+      await c.waitFor("sl in state.json", async () => (await c.recordedPids(NODE)).includes(pid));
+      await c.killAgent(NODE, "SIGKILL");
+      // As if the agent died between starting the app and writing its record.
+      const file = `${c.stateDir(NODE)}/state.json`;
+      const state = JSON.parse(await Deno.readTextFile(file));
+      state.apps = {};
+      await Deno.writeTextFile(file, JSON.stringify(state));
+
+      await c.startAgent(NODE);
+      const after = await waitAllRunning(c, ["sl"]);
+      assert.equal(pidOf(after, "sl"), pid, "the unrecorded process is adopted");
+      assert.ok(after.events.some((e) => e.kind === "orphan_adopted" && e.app === "sl"));
+      await sleep(1000);
+      await expectProcs(c, sl.marker, [pid], "exactly one sl process");
+      assert.equal(appIn((await statusDoc(c))!, "sl").restarts, 0);
+    });
+  },
+);
+
 // ---------------------------------------------------------------- 4
 
 Deno.test(

@@ -20,6 +20,7 @@ import type {
 import type { Manifest } from "../manifest/types.ts";
 import { EventLog } from "../store/event_log.ts";
 import { acquireLock, StateStore } from "../store/state_store.ts";
+import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
 import { type Clock, realClock } from "./clock.ts";
@@ -59,6 +60,8 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** Run checks (default true; tests of the core wiring may turn them off). */
   checks?: CheckScheduler;
+  /** This node's app processes found by their environment at boot (default: /proc scan). */
+  findAppProcesses?: () => AppProcess[];
   /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
   isSameProcess?: (pid: number, startTime: number) => boolean;
 }
@@ -141,11 +144,49 @@ export class Agent {
         lost.push(app);
       }
     }
+    this.#adoptOrphans(adopted, lost);
     this.dispatch({ type: "boot", persisted, adopted, lost });
     const hb = this.state.manifest.cluster.heartbeat.intervalMs;
     const tickMs = this.#opts.tickMs ?? Math.max(5, Math.min(50, Math.floor(hb / 4)));
     this.#timer = setInterval(() => this.dispatch({ type: "tick" }), tickMs);
     this.dispatch({ type: "tick" });
+  }
+
+  /**
+   * Processes of this node's apps that the state file does not name (the agent died between
+   * starting one and recording it): adopt one per app that has no live record, SIGKILL the
+   * process group of any other (a duplicate).
+   */
+  #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
+    const m = this.#opts.manifest;
+    const find = this.#opts.findAppProcesses ??
+      (() => findAppProcesses(m.cluster.name, this.#opts.node));
+    for (const p of find()) {
+      if (adopted.some((a) => a.pid === p.pid)) continue;
+      const spec = m.apps[p.app];
+      if (adopted.some((a) => a.app === p.app)) {
+        this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
+        for (const target of [-p.pid, p.pid]) {
+          try {
+            Deno.kill(target, "SIGKILL");
+          } catch { /* gone */ }
+        }
+        continue;
+      }
+      this.#opts.runner.adopt(p.app, p.pid, p.startTime);
+      if (spec) this.#stopSpecs.set(p.app, spec.stop);
+      // Started from the current spec as far as we know; a removed app is stopped by reconcile.
+      adopted.push({
+        app: p.app,
+        pid: p.pid,
+        startTime: p.startTime,
+        specHash: spec?.hash ?? "",
+        restarts: 0,
+      });
+      const i = lost.indexOf(p.app);
+      if (i >= 0) lost.splice(i, 1);
+      this.#record("warn", p.app, "orphan_adopted", `pid ${p.pid} was running unrecorded: adopted`);
+    }
   }
 
   /** Feed one event to the core and carry out what it decides. */

@@ -1,0 +1,64 @@
+/**
+ * Finding this node's app processes by their environment. Every app baton starts carries
+ * `BATON_CLUSTER`, `BATON_NODE` and `BATON_APP` and leads its own process group; a process
+ * like that which the state file does not name is an orphan: the agent died between starting
+ * it and recording it. The agent adopts (or, if it is a duplicate, kills) such processes at
+ * start, so an agent crash can never leave a second copy of an app behind.
+ *
+ * @module
+ */
+import { readProcStat } from "./proc.ts";
+
+/** A live process-group leader started by baton for `app` on this node. */
+export interface AppProcess {
+  app: string;
+  pid: number;
+  startTime: number;
+}
+
+/**
+ * Every live group leader whose environment says it is app X of `node` in `cluster`.
+ *
+ * @example
+ * ```ts
+ * for (const p of findAppProcesses("demo", "alpha")) console.log(p.app, p.pid);
+ * ```
+ */
+export function findAppProcesses(cluster: string, node: string): AppProcess[] {
+  const found: AppProcess[] = [];
+  let entries: Iterable<Deno.DirEntry>;
+  try {
+    entries = Deno.readDirSync("/proc");
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    const stat = readProcStat(pid);
+    if (!stat || stat.pgid !== pid || stat.state === "Z" || stat.state === "X") continue;
+    const vars = _batonVars(pid);
+    const app = vars.get("BATON_APP");
+    if (!app || vars.get("BATON_NODE") !== node || vars.get("BATON_CLUSTER") !== cluster) continue;
+    // A session an app made itself (a daemon's worker) has that app as its parent: not ours.
+    if (_batonVars(stat.ppid).has("BATON_APP")) continue;
+    found.push({ app, pid, startTime: stat.startTime });
+  }
+  return found;
+}
+
+/** The BATON_* variables of a process's environment (empty if unreadable). */
+function _batonVars(pid: number): Map<string, string> {
+  const vars = new Map<string, string>();
+  let env: string;
+  try {
+    env = Deno.readTextFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return vars; // gone, or not ours to read
+  }
+  for (const kv of env.split("\0")) {
+    const i = kv.indexOf("=");
+    if (i > 0 && kv.startsWith("BATON_")) vars.set(kv.slice(0, i), kv.slice(i + 1));
+  }
+  return vars;
+}
