@@ -245,7 +245,13 @@ export function buildProgram(): Command {
       const manifest = await loadOrExit(manifestPath(opts.manifest));
       const secret = await secretOrExit(manifest);
       const { runWitness } = await import("./witness/run_witness.ts");
-      await runWitness(opts.listen, secret, manifest.cluster.heartbeat.deadAfterMs);
+      const w = manifest.cluster.witness;
+      await runWitness(
+        opts.listen,
+        secret,
+        manifest.cluster.heartbeat.deadAfterMs,
+        w ? new URL(w.url).host : null,
+      );
     });
 
   return program;

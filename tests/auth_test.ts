@@ -54,12 +54,12 @@ Deno.test("signRequest produces the four headers in the documented formats", asy
 
 Deno.test("signRequest signature matches the documented canonical string", async () => {
   const body = '{"a":1}';
-  const h = await signRequest(SECRET, "alpha", "post", "/v1/x?y=1", body, T0);
+  const h = await signRequest(SECRET, "alpha", "post", "/v1/x?y=1", body, T0, "10.0.0.2:7401");
   const enc = new TextEncoder();
   const hex = (b: ArrayBuffer) =>
     Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, "0")).join("");
   const bodyHash = hex(await crypto.subtle.digest("SHA-256", enc.encode(body)));
-  const canonical = `POST\n/v1/x?y=1\nalpha\n${T0}\n${h[HEADER_NONCE]}\n${bodyHash}`;
+  const canonical = `POST\n10.0.0.2:7401\n/v1/x?y=1\nalpha\n${T0}\n${h[HEADER_NONCE]}\n${bodyHash}`;
   const key = await crypto.subtle.importKey(
     "raw",
     enc.encode(SECRET),
@@ -391,4 +391,28 @@ Deno.test("generateSecret returns 43 base64url characters, different each time",
   assert.match(a, /^[A-Za-z0-9_-]{43}$/);
   assert.notEqual(a, b);
   assert.equal((await loadSecret({ env: a, file: null })).ok, true);
+});
+
+Deno.test("RequestVerifier with hosts accepts only requests signed for its own host:port", async () => {
+  const secret = "receiver-test-secret-0123456789";
+  const verifier = new RequestVerifier(secret, { hosts: ["127.0.0.1:7402"] });
+  const body = '{"on":true}';
+  const req = async (to: string) => ({
+    method: "POST",
+    pathWithQuery: "/v1/maintenance",
+    headers: new Headers(
+      await signRequest(secret, "alpha", "POST", "/v1/maintenance", body, Date.now(), to),
+    ),
+    body,
+  });
+  assert.deepEqual(await verifier.verify(await req("127.0.0.1:7402")), { ok: true, node: "alpha" });
+  const other = await verifier.verify(await req("127.0.0.1:7401"));
+  assert.equal(other.ok, false);
+  assert.match((other as { reason: string }).reason, /signed for 127\.0\.0\.1:7401/);
+  const none = await verifier.verify(await req(""));
+  assert.equal(none.ok, false);
+  // The receiver's host is covered by the signature: rewriting the header breaks it.
+  const forged = await req("127.0.0.1:7401");
+  forged.headers.set("X-Baton-To", "127.0.0.1:7402");
+  assert.deepEqual(await verifier.verify(forged), { ok: false, reason: "bad signature" });
 });

@@ -55,7 +55,10 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   const url = new URL(self.url);
   const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
-  const api = createPeerApi(agent, new RequestVerifier(opts.secret));
+  // Only requests signed for this node's own URL: one captured on its way to a peer cannot be
+  // replayed here.
+  const verifier = new RequestVerifier(opts.secret, { hosts: [url.host] });
+  const api = createPeerApi(agent, verifier);
   const server = Deno.serve({
     hostname,
     port,

@@ -6,8 +6,12 @@
  * - `X-Baton-Node`: its node name,
  * - `X-Baton-Time`: unix milliseconds, decimal,
  * - `X-Baton-Nonce`: 16 random bytes, lowercase hex,
+ * - `X-Baton-To`: the `host:port` the request is sent to (the receiver's URL in the manifest),
  * - `X-Baton-Signature`: lowercase hex HMAC-SHA256(secret, canonical), where canonical is
- *   `${METHOD}\n${pathWithQuery}\n${node}\n${time}\n${nonce}\n${hex sha256(body)}`.
+ *   `${METHOD}\n${to}\n${pathWithQuery}\n${node}\n${time}\n${nonce}\n${hex sha256(body)}`.
+ *
+ * Signing the receiver means a request captured on its way to alpha cannot be replayed to
+ * beta: a verifier built with `hosts` accepts only requests signed for one of them.
  *
  * The receiver rejects a request whose headers are missing or malformed, whose time is more
  * than `maxSkewMs` away from its own clock ("stale"), whose signature does not match ("bad
@@ -26,6 +30,9 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { ReplayCache } from "./replay_cache.ts";
+
+/** Header carrying the receiver's `host:port`, covered by the signature. */
+export const HEADER_TO = "X-Baton-To";
 
 /** Header carrying the sender's node name. */
 export const HEADER_NODE = "X-Baton-Node";
@@ -80,6 +87,7 @@ function _unhex(hex: string): Uint8Array<ArrayBuffer> {
 
 async function _canonical(
   method: string,
+  to: string,
   pathWithQuery: string,
   node: string,
   time: string,
@@ -88,7 +96,7 @@ async function _canonical(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const bodyHash = _hex(await crypto.subtle.digest("SHA-256", encoder.encode(body)));
   return encoder.encode(
-    `${method.toUpperCase()}\n${pathWithQuery}\n${node}\n${time}\n${nonce}\n${bodyHash}`,
+    `${method.toUpperCase()}\n${to}\n${pathWithQuery}\n${node}\n${time}\n${nonce}\n${bodyHash}`,
   );
 }
 
@@ -112,6 +120,7 @@ export async function signRequest(
   pathWithQuery: string,
   body: string,
   now: number = Date.now(),
+  to = "",
 ): Promise<Record<string, string>> {
   if (!NODE_RE.test(node)) {
     throw new Error(
@@ -122,9 +131,10 @@ export async function signRequest(
   }
   const time = String(Math.trunc(now));
   const nonce = _hex(crypto.getRandomValues(new Uint8Array(16)));
-  const canonical = await _canonical(method, pathWithQuery, node, time, nonce, body);
+  const canonical = await _canonical(method, to, pathWithQuery, node, time, nonce, body);
   const signature = await crypto.subtle.sign("HMAC", await _hmacKey(secret), canonical);
   return {
+    ...(to ? { [HEADER_TO]: to } : {}),
     [HEADER_NODE]: node,
     [HEADER_TIME]: time,
     [HEADER_NONCE]: nonce,
@@ -151,6 +161,11 @@ export interface VerifierOptions {
   now?: () => number;
   /** Most nonces remembered at once (see {@linkcode ReplayCache}); default 100 000. */
   maxNonces?: number;
+  /**
+   * The `host:port`s this receiver answers as (its URL in the manifest). When set, a request
+   * must be signed for one of them, so it cannot be replayed to another node.
+   */
+  hosts?: string[];
 }
 
 /**
@@ -169,6 +184,7 @@ export class RequestVerifier {
   readonly #maxSkewMs: number;
   readonly #now: () => number;
   readonly #replays: ReplayCache;
+  readonly #hosts: string[] | null;
 
   /** @param secret the cluster's shared secret. */
   constructor(secret: string, opts: VerifierOptions = {}) {
@@ -180,6 +196,7 @@ export class RequestVerifier {
     this.#maxSkewMs = maxSkewMs;
     this.#now = opts.now ?? Date.now;
     this.#replays = new ReplayCache(maxSkewMs, opts.maxNonces ?? 100_000);
+    this.#hosts = opts.hosts ?? null;
   }
 
   /**
@@ -211,8 +228,13 @@ export class RequestVerifier {
     const sentAt = Number(time);
     if (Math.abs(now - sentAt) > this.#maxSkewMs) return { ok: false, reason: "stale" };
 
+    const to = req.headers.get(HEADER_TO) ?? "";
+    if (this.#hosts !== null && !this.#hosts.includes(to)) {
+      return { ok: false, reason: to ? `signed for ${to}, not this node` : `missing ${HEADER_TO}` };
+    }
     const canonical = await _canonical(
       req.method,
+      to,
       req.pathWithQuery,
       node,
       time,

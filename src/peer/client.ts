@@ -217,6 +217,8 @@ export class PeerClient {
       method,
       url.pathname + url.search,
       body ?? "",
+      Date.now(),
+      url.host,
     );
     headers["Accept"] = "application/json";
     if (body !== null) headers["Content-Type"] = "application/json";

@@ -6,14 +6,25 @@
 import { createWitnessApp } from "./witness_app.ts";
 
 /** Serve a witness on `listen` (`host:port`); claims are leased for `leaseMs`. */
-export async function runWitness(listen: string, secret: string, leaseMs: number): Promise<void> {
+export async function runWitness(
+  listen: string,
+  secret: string,
+  leaseMs: number,
+  /** `host:port` of the witness URL in the manifest: beats must be signed for it. */
+  host: string | null,
+): Promise<void> {
   const i = listen.lastIndexOf(":");
   const hostname = i > 0 ? listen.slice(0, i).replace(/^\[|\]$/g, "") : "0.0.0.0";
   const port = Number(i >= 0 ? listen.slice(i + 1) : listen);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new Error(`--listen: expected host:port, got "${listen}"`);
   }
-  const app = createWitnessApp({ secret, now: () => performance.now(), leaseMs });
+  const app = createWitnessApp({
+    secret,
+    now: () => performance.now(),
+    leaseMs,
+    ...(host ? { verifier: { hosts: [host] } } : {}),
+  });
   const server = Deno.serve({ hostname, port, onListen: () => {} }, app.fetch);
   console.error(`baton witness listening on http://${hostname}:${port} (lease ${leaseMs}ms)`);
   const done = Promise.withResolvers<void>();
