@@ -154,7 +154,7 @@ export class PeerLink {
       return;
     }
     const timeout = Math.max(2_000, m.cluster.heartbeat.deadAfterMs * 2);
-    this.#transport.post<{ ok?: boolean; error?: string; epoch?: number }>(
+    this.#transport.post<{ ok?: boolean; error?: string; epoch?: number; claiming?: boolean }>(
       node.url,
       `/v1/takeover/${phase}`,
       { epoch, reason },
@@ -164,6 +164,10 @@ export class PeerLink {
         this.#dispatch({
           type,
           to,
+          ...(phase === "commit" && reply.ok === true && !reply.claiming &&
+              typeof reply.epoch === "number"
+            ? { epoch: reply.epoch }
+            : {}),
           ok: reply.ok === true,
           detail: reply.ok === true
             ? (reply.epoch !== undefined ? `active at epoch ${reply.epoch}` : "acknowledged")

@@ -60,7 +60,7 @@ export function initNodeState(
     lastWitnessCheckAt: null,
     apps: {},
     peers,
-    witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null },
+    witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null, failing: false },
     handover: null,
     expecting: null,
     lastHandoverTo: null,

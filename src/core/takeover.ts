@@ -57,6 +57,8 @@ export function onPeerInfo(
       `peer ${info.node} is reachable (${info.role}, epoch ${info.epoch})`,
     );
   }
+  // A peer heard again after a silence is news too: decide on a view that has settled.
+  if (!peerAlive(state, peer, now)) state.viewChangedAt = now;
   peer.lastHeardAt = now;
   if (ev.sentAt !== undefined) peer.lastAckAt = Math.max(peer.lastAckAt ?? ev.sentAt, ev.sentAt);
   peer.lastError = null;
@@ -147,7 +149,13 @@ export function onWitness(
   if (ev.ok) {
     const prev = state.witness.lastAckAt;
     const ack = ev.sentAt === undefined ? prev : Math.max(prev ?? ev.sentAt, ev.sentAt);
-    state.witness = { lastOkAt: now, lastAckAt: ack, active: ev.active, kind: ev.kind };
+    state.witness = {
+      lastOkAt: now,
+      lastAckAt: ack,
+      active: ev.active,
+      kind: ev.kind,
+      failing: false,
+    };
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
@@ -160,8 +168,11 @@ export function onWitness(
         out,
       );
     }
-  } else if (wasOk) {
-    out.record("warn", null, "witness_down", `witness unreachable: ${ev.error ?? "no reply"}`);
+  } else if (!state.witness.failing) {
+    state.witness.failing = true;
+    if (wasOk) {
+      out.record("warn", null, "witness_down", `witness unreachable: ${ev.error ?? "no reply"}`);
+    }
   }
 }
 
@@ -406,6 +417,7 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   if (!h) return;
   h.phase = "committing";
   state.lastHandoverTo = h.to;
+  state.viewChangedAt = now; // our own role changes: no priority takeover on old news
   state.activeSince = null;
   // The peer becomes active above the handover's epoch: if this node takes over again without
   // having heard it since, it must take a higher epoch still.
@@ -437,13 +449,22 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
 export function onCommitResult(
   state: NodeState,
   ev: Extract<Event, { type: "commit_result" }>,
-  _now: number,
+  now: number,
   out: Out,
 ): void {
   const h = state.handover;
   if (!h || h.to !== ev.to || h.phase !== "committing") return;
   if (ev.ok) {
     out.record("info", null, "handover_done", `${ev.to} took over: ${ev.detail}`);
+    const peer = state.peers[ev.to];
+    if (peer && ev.epoch !== undefined && ev.epoch >= peer.epoch) {
+      // Its reply is news of it: active now. Without this, a lost heartbeat or two could make
+      // us think the cluster has no active and take the apps straight back.
+      peer.role = "active";
+      peer.epoch = ev.epoch;
+      peer.lastHeardAt = now;
+      state.viewChangedAt = now;
+    }
   } else {
     out.record(
       "warn",
@@ -759,6 +780,9 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
  * so two nodes deciding at once cannot both win). Returns whether the node is active now.
  */
 function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
+  // Always ask a baton witness, even with every peer in sight: our view may be old (a
+  // partition just healed), and the witness grants one claim at a time. Safety first: while
+  // it is unreachable nobody takes over.
   if (state.witness.kind === "baton") {
     const epoch = nextEpoch(state);
     state.claiming = { epoch, reason, since: now };

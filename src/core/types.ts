@@ -91,6 +91,8 @@ export interface WitnessState {
    * Null for a plain HTTP witness, which only proves reachability.
    */
   active: { node: string; epoch: number; ageMs: number } | null;
+  /** The latest exchange with the witness failed (its failure is recorded once). */
+  failing: boolean;
   /** Whether the witness is a baton witness (knows about actives) or only reachable. */
   kind: "baton" | "http" | null;
 }
@@ -245,7 +247,8 @@ export type Event =
   | { type: "takeover_prepare"; id: string; from: string; epoch: number; reason: string }
   | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }
   | { type: "prepare_result"; to: string; ok: boolean; detail: string }
-  | { type: "commit_result"; to: string; ok: boolean; detail: string }
+  /** `epoch`: the peer said it is now active at this epoch. */
+  | { type: "commit_result"; to: string; ok: boolean; detail: string; epoch?: number }
   | { type: "fence_result"; ok: boolean; detail: string }
   | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
   | { type: "command"; id: string; command: Command };

@@ -316,7 +316,16 @@ export function hmacAuth(
     if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
       return c.json({ error: "payload too large", limit: MAX_BODY_BYTES }, 413);
     }
-    const text = await _readBody(c.req.raw.body, MAX_BODY_BYTES);
+    let text: string | null;
+    try {
+      text = await _readBody(c.req.raw.body, MAX_BODY_BYTES);
+    } catch (err) {
+      // The client went away mid-body (or sent broken chunking): its fault, not ours.
+      return c.json({
+        error: "bad request",
+        reason: `cannot read the body: ${(err as Error).message}`,
+      }, 400);
+    }
     if (text === null) {
       return c.json({ error: "payload too large", limit: MAX_BODY_BYTES }, 413);
     }
