@@ -140,16 +140,20 @@ export function buildProgram(): Command {
   program.command("validate")
     .description("check a manifest; prints FILE:LINE:COL: message for every problem")
     .argument("[file]", "manifest (default: $BATON_MANIFEST or ./baton.yaml)")
-    .action(async (file) => {
+    .option("--offline", "do not ask running agents which manifest they run")
+    .action(async (file, opts) => {
       const path = manifestPath(file);
       const r = await loadManifestFile(path);
       for (const d of [...(r.ok ? [] : r.errors), ...r.warnings]) console.log(formatDiagnostic(d));
       if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
       const m = r.manifest;
+      const drift = opts.offline ? [] : await manifestDrift(m);
+      for (const line of drift) console.log(`${path}:1:1: warning: ${line}`);
+      const warnings = r.warnings.length + drift.length;
       console.log(
         `${path}: ok — cluster ${m.cluster.name}, ${Object.keys(m.nodes).length} node(s), ` +
-          `${Object.keys(m.apps).length} app(s), hash ${m.hash}` +
-          (r.warnings.length ? `, ${r.warnings.length} warning(s)` : ""),
+          `${Object.keys(m.apps).length} app(s), hash ${m.hash.slice(0, 12)}` +
+          (warnings ? `, ${warnings} warning(s)` : ""),
       );
     });
 
@@ -255,6 +259,40 @@ export function buildProgram(): Command {
     });
 
   return program;
+}
+
+/**
+ * Ask every node that answers which manifest it runs (a read of its open status endpoint,
+ * bounded to 700 ms each); one warning per node whose manifest differs from `m`.
+ */
+async function manifestDrift(m: Manifest): Promise<string[]> {
+  const caCert = m.cluster.tls?.ca
+    ? await Deno.readTextFile(m.cluster.tls.ca).catch(() => null)
+    : null;
+  const client = new PeerClient({
+    node: "validate",
+    secret: "unused-for-reads-0000",
+    timeoutMs: 700,
+    caCert,
+  });
+  try {
+    const found = await Promise.all(
+      Object.values(m.nodes).map(async (n) => {
+        try {
+          const doc = await client.get<{ manifestHash?: string }>(n.url, "/v1/status");
+          return doc.manifestHash && doc.manifestHash !== m.hash
+            ? `node ${n.name} runs another manifest (${doc.manifestHash.slice(0, 12)}, this file ` +
+              `${m.hash.slice(0, 12)}): run "baton reload" there once the file is in place`
+            : null;
+        } catch {
+          return null; // not running, or not reachable from here: nothing to compare
+        }
+      }),
+    );
+    return found.filter((x): x is string => x !== null);
+  } finally {
+    client.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { signRequest } from "../src/peer/auth.ts";
 import {
   alive,
+  batonCommand,
   LocalCluster,
   type LocalClusterOptions,
   sampleAppCommand,
@@ -723,6 +724,16 @@ Deno.test(
       }
       const text = await c.cli("alpha", "status");
       assert.match(text.stdout, /manifest differs from beta/);
+      // validate asks the running agents too: alpha still runs the old manifest.
+      const v = await new Deno.Command(Deno.execPath(), {
+        args: batonCommand("validate", c.manifest).slice(1),
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const vOut = new TextDecoder().decode(v.stdout);
+      assert.equal(v.code, 0, vOut);
+      assert.match(vOut, /:1:1: warning: node alpha runs another manifest/);
+      assert.doesNotMatch(vOut, /node beta runs another manifest/);
       // Reloading alpha too makes them agree again.
       assert.equal((await c.cli("alpha", "reload")).code, 0);
       for (const node of ["alpha", "beta"]) {
