@@ -88,6 +88,12 @@ export interface LocalClusterOptions {
   hosts?: Record<string, string>;
   /** Network namespace each node (and `witness`) runs in, via `ip netns exec`; default none. */
   netns?: Record<string, string>;
+  /** Scheme of the node URLs; default "http". With "https", give `clusterExtra` a `tls:` block. */
+  scheme?: "http" | "https";
+  /** Scheme of the witness URL; default "http". "https" needs the `tls:` block too. */
+  witnessScheme?: "http" | "https";
+  /** PEM file of the CA that signed the nodes' certificates, trusted by `status()`. */
+  caFile?: string;
 }
 
 /** A running local cluster. */
@@ -103,6 +109,8 @@ export class LocalCluster {
   readonly agents = new Map<string, Deno.ChildProcess>();
   #witness: Deno.ChildProcess | null = null;
   #opts: LocalClusterOptions;
+  /** HTTP client trusting `caFile`, made on the first status read of a TLS cluster. */
+  #client: Deno.HttpClient | null = null;
 
   private constructor(dir: string, opts: LocalClusterOptions) {
     this.dir = dir;
@@ -135,7 +143,11 @@ export class LocalCluster {
       "  secretFile: ./baton.secret",
       `  heartbeat: { interval: ${o.interval ?? "100ms"}, deadAfter: ${o.deadAfter ?? "600ms"}` +
       (o.fenceAfter ? `, fenceAfter: ${o.fenceAfter}` : "") + " }",
-      ...(o.witness ? [`  witness: "http://${this.host("witness")}:${this.witnessPort}"`] : []),
+      ...(o.witness
+        ? [
+          `  witness: "${o.witnessScheme ?? "http"}://${this.host("witness")}:${this.witnessPort}"`,
+        ]
+        : []),
       ...(o.clusterExtra ? [o.clusterExtra] : []),
       "nodes:",
       nodes,
@@ -148,7 +160,7 @@ export class LocalCluster {
 
   /** URL of a node's API. */
   url(node: string): string {
-    return `http://${this.host(node)}:${this.ports[node]}`;
+    return `${this.#opts.scheme ?? "http"}://${this.host(node)}:${this.ports[node]}`;
   }
 
   /** Address a node (or `witness`) listens on. */
@@ -270,9 +282,15 @@ export class LocalCluster {
 
   /** GET /v1/status of a node, or null if it does not answer. */
   async status(node: string): Promise<Status | null> {
+    if (this.#opts.caFile && !this.#client) {
+      this.#client = Deno.createHttpClient({
+        caCerts: [await Deno.readTextFile(this.#opts.caFile)],
+      });
+    }
     try {
       const res = await fetch(`${this.url(node)}/v1/status`, {
         signal: AbortSignal.timeout(2000),
+        ...(this.#client ? { client: this.#client } : {}),
       });
       if (!res.ok) {
         await res.body?.cancel();
@@ -347,6 +365,8 @@ export class LocalCluster {
     await this.killWitness();
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const pid of pids) killGroup(pid);
+    this.#client?.close();
+    this.#client = null;
     if (!opts.keepDir && !this.#opts.dir) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }

@@ -250,11 +250,23 @@ export function buildProgram(): Command {
       const secret = await secretOrExit(manifest);
       const { runWitness } = await import("./witness/run_witness.ts");
       const w = manifest.cluster.witness;
+      const tls = manifest.cluster.tls;
+      const https = w !== null && new URL(w.url).protocol === "https:";
+      if (https && !tls) {
+        throw new CliExit(
+          2,
+          `cluster.witness is ${w.url}: expected cluster.tls { cert, key } to serve https, ` +
+            "found no cluster.tls",
+        );
+      }
       await runWitness(
         opts.listen,
         secret,
         manifest.cluster.heartbeat.deadAfterMs,
         w ? new URL(w.url).host : null,
+        https && tls
+          ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
+          : null,
       );
     });
 

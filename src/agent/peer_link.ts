@@ -121,10 +121,10 @@ export class PeerLink {
       );
   }
 
-  /** Count one more exchange for `key`, unless {@linkcode MAX_BEATS_IN_FLIGHT} are open. */
+  /** Count one more exchange for `key`, unless {@linkcode maxBeatsInFlight} are open. */
   #begin(key: string): boolean {
     const n = this.#inFlight.get(key) ?? 0;
-    if (n >= MAX_BEATS_IN_FLIGHT) return false;
+    if (n >= maxBeatsInFlight(this.#manifest())) return false;
     this.#inFlight.set(key, n + 1);
     return true;
   }
@@ -188,10 +188,14 @@ export function beatTimeout(m: Manifest): number {
 }
 
 /**
- * Exchanges allowed in flight per peer (and to the witness). A new beat still goes out every
- * interval while an older one hangs, so one lost request costs one interval, not a timeout.
+ * Exchanges allowed in flight per peer (and to the witness): one per interval over a whole
+ * timeout, plus one. A new beat still goes out every interval while older ones hang (a TCP
+ * retransmission after a short blip), so a lost request costs one interval, never a timeout.
  */
-export const MAX_BEATS_IN_FLIGHT = 4;
+export function maxBeatsInFlight(m: Manifest): number {
+  const hb = m.cluster.heartbeat;
+  return Math.ceil(beatTimeout(m) / hb.intervalMs) + 1;
+}
 
 /** What the witness records of a node. */
 function beatOf(info: NodeInfo): { node: string; role: string; epoch: number } {

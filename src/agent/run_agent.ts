@@ -29,6 +29,18 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   const self = manifest.nodes[node];
   if (!self) throw new Error(`node ${node} not in manifest`);
   const tls = manifest.cluster.tls;
+  const url = new URL(self.url);
+  if (url.protocol === "https:" && !tls) {
+    throw new Error(
+      `node ${node}: url ${self.url} is https: expected cluster.tls { cert, key } to serve it, ` +
+        "found no cluster.tls",
+    );
+  }
+  // Read before anything starts: a missing certificate must not leave apps started by an agent
+  // that cannot serve its API.
+  const serveTls = tls && url.protocol === "https:"
+    ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
+    : {};
   const caCert = tls?.ca ? await Deno.readTextFile(tls.ca) : null;
   const client = new PeerClient({
     node,
@@ -52,7 +64,6 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   });
   await agent.start();
 
-  const url = new URL(self.url);
   const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   // Only requests signed for this node's own URL: one captured on its way to a peer cannot be
@@ -63,9 +74,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     hostname,
     port,
     onListen: () => {},
-    ...(tls && url.protocol === "https:"
-      ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
-      : {}),
+    ...serveTls,
   }, api.fetch);
   console.error(
     `baton: node ${node} listening on ${self.url}, state in ${opts.stateDir}, mode ${opts.mode}`,

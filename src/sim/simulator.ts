@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { beatTimeout, MAX_BEATS_IN_FLIGHT } from "../agent/peer_link.ts";
+import { beatTimeout, maxBeatsInFlight } from "../agent/peer_link.ts";
 import { WitnessArbiter } from "../witness/arbiter.ts";
 import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
@@ -729,14 +729,14 @@ class Simulation {
           for (const peer of this.s.nodes) {
             if (peer === h.name) continue;
             const key = `hb:${peer}`;
-            if ((agent.inflight.get(key) ?? 0) >= MAX_BEATS_IN_FLIGHT) continue;
+            if ((agent.inflight.get(key) ?? 0) >= maxBeatsInFlight(m)) continue;
             const call = this.newCall(h, agent, "hb", peer, 0, key, beatTimeout(m));
             this.send(h.name, peer, { t: "hb", call, info: a.info });
           }
           break;
         case "check_witness": {
           if (this.s.witness === "none") break;
-          if ((agent.inflight.get("witness") ?? 0) >= MAX_BEATS_IN_FLIGHT) break;
+          if ((agent.inflight.get("witness") ?? 0) >= maxBeatsInFlight(m)) break;
           const call = this.newCall(
             h,
             agent,
