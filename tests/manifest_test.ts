@@ -610,3 +610,15 @@ Deno.test("resolveNodeName picks the only node of a single-node manifest", async
   });
   assert.equal(resolveNodeName(m, "beta", undefined, "whatever").ok, false);
 });
+
+Deno.test("parseManifest refuses https urls without cluster.tls, at the url", async () => {
+  const text = lines(
+    "cluster:",
+    "  witness: https://127.0.0.1:7400",
+    "nodes:",
+    "  alpha: { url: https://127.0.0.1:7401 }",
+  );
+  const errs = await errors(text);
+  assert.equal(at(errs, 'node "alpha" has an https url'), pos(text, 4, "https"));
+  assert.equal(at(errs, "the witness has an https url"), pos(text, 2, "https"));
+});

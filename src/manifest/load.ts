@@ -281,6 +281,28 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     }
   }
 
+  if (cluster["tls"] == null) {
+    const https = (url: unknown) => typeof url === "string" && url.startsWith("https:");
+    for (const [name, value] of Object.entries(nodes)) {
+      if (https(_record(value)?.["url"])) {
+        d.error(
+          ["nodes", name, "url"],
+          `node "${name}" has an https url but cluster.tls is not set: expected ` +
+            "cluster.tls { cert, key, ca } to serve and verify it",
+        );
+      }
+    }
+    const witness = cluster["witness"];
+    const witnessUrl = typeof witness === "string" ? witness : _record(witness)?.["url"];
+    if (https(witnessUrl)) {
+      d.error(
+        typeof witness === "string" ? ["cluster", "witness"] : ["cluster", "witness", "url"],
+        "the witness has an https url but cluster.tls is not set: expected cluster.tls " +
+          "{ cert, key, ca }",
+      );
+    }
+  }
+
   for (const [name, value] of Object.entries(apps)) {
     if (!NAME_PATTERN.test(name)) d.error(["apps", name], _badName("app", name), "key");
     const app = _lenient(AppSchema, value);
