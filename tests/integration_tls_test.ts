@@ -338,7 +338,10 @@ Deno.test({
         const text = await Deno.readTextFile(`${c.dir}/alpha.log`);
         return text.includes("cluster.tls") ? text : null;
       }, WAIT_MS);
-      assert.match(log, /baton.yaml:\d+:\d+: node "alpha" has an https url but cluster\.tls is not set/);
+      assert.match(
+        log,
+        /baton.yaml:\d+:\d+: node "alpha" has an https url but cluster\.tls is not set/,
+      );
       assert.equal(await c.status("alpha"), null, "expected nothing to answer on the node URL");
     } finally {
       await c.stop();
