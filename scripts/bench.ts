@@ -67,6 +67,13 @@ async function machine(): Promise<RunInfo["machine"]> {
   };
 }
 
+/** The 1, 5 and 15 minute load averages, as "a / b / c". */
+async function loadAverage(): Promise<string> {
+  const text = await Deno.readTextFile("/proc/loadavg").catch(() => "");
+  const f = text.trim().split(/\s+/);
+  return f.length >= 3 ? `${f[0]} / ${f[1]} / ${f[2]}` : "unknown";
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -147,14 +154,21 @@ async function main(): Promise<number> {
     }
   }
 
+  const loadStart = await loadAverage();
   const figures: FigureResult[] = [];
   let failures = 0;
   for (const [id, fn] of Object.entries(FIGURES)) {
     if (only && !only.includes(id)) continue;
     console.log(`\n== ${_TITLES[id]}`);
     const ft = performance.now();
+    const load = await loadAverage();
     try {
-      figures.push(await fn(opts));
+      const fig = await fn(opts);
+      fig.notes.push(
+        `Load average (1/5/15 min) when this figure started: ${load}; it ran for ` +
+          `${Math.round((performance.now() - ft) / 1000)} s.`,
+      );
+      figures.push(fig);
     } catch (err) {
       failures++;
       console.error(`bench: figure ${id} failed: ${errText(err)}`);
@@ -174,7 +188,10 @@ async function main(): Promise<number> {
     argv: Deno.args.filter((a, i, all) =>
       !["--out", "--json"].includes(a) && !["--out", "--json"].includes(all[i - 1] ?? "")
     ),
-    machine: await machine(),
+    machine: {
+      ...await machine(),
+      load: `${loadStart} at the start, ${await loadAverage()} at the end`,
+    },
     versions: {
       baton: (await import("../src/version.ts")).VERSION,
       deno: `${Deno.version.deno} (V8 ${Deno.version.v8}, TypeScript ${Deno.version.typescript})`,

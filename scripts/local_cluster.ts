@@ -88,6 +88,8 @@ export interface LocalClusterOptions {
   hosts?: Record<string, string>;
   /** Network namespace each node (and `witness`) runs in, via `ip netns exec`; default none. */
   netns?: Record<string, string>;
+  /** Extra `deno run` flags for the agents (benchmarks: `--v8-flags=…`); default none. */
+  denoFlags?: string[];
   /** Scheme of the node URLs; default "http". With "https", give `clusterExtra` a `tls:` block. */
   scheme?: "http" | "https";
   /** Scheme of the witness URL; default "http". "https" needs the `tls:` block too. */
@@ -227,7 +229,7 @@ export class LocalCluster {
         "--state-dir",
         this.stateDir(node),
         ...extra,
-      ).slice(1),
+      ).slice(1).toSpliced(1, 0, ...(this.#opts.denoFlags ?? [])),
     );
     const child = new Deno.Command(program, {
       args,

@@ -208,23 +208,60 @@ Deno.test("Agent spawns apps with BATON_NODE, BATON_APP, BATON_EPOCH and their o
   }
 });
 
-Deno.test("Agent does not spawn an app when the state write before the spawn failed", async () => {
-  const h = await harness(await manifestOf(soloYaml(WEB)));
+Deno.test("Agent does not spawn an app under a new epoch whose state write failed", async () => {
+  // Two nodes, the peer silent: after deadAfter the node takes the active role (a new epoch).
+  const h = await harness(await manifestOf(PAIR(WEB)));
   try {
-    await until("web running", () => !!running(h, "web"));
-    await until("state written", () => (h.agent.state.apps["web"]?.pid ?? null) !== null);
+    await until("the boot state on disk", () => {
+      try {
+        return JSON.parse(Deno.readTextFileSync(`${h.dir}/state.json`)).role === "standby";
+      } catch {
+        return false;
+      }
+    });
     await new Promise((r) => setTimeout(r, 50));
     // A non-empty directory where state.json belongs: every later save fails.
     await Deno.remove(`${h.dir}/state.json`);
     await Deno.mkdir(`${h.dir}/state.json/blocker`, { recursive: true });
-    h.runner.crash("web");
+    for (let i = 0; i < 10; i++) {
+      h.clock.advance(100); // ticks closer than deadAfter: no clock gap
+      h.agent.dispatch({ type: "tick" });
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await until(
       "the refused spawn reported back",
       () => /cannot write state/.test(h.agent.state.apps["web"]?.lastFailure ?? ""),
     );
+    assert.equal(h.agent.state.role, "active", "the core took the active role in memory");
     assert.ok(kinds(h).includes("persist_failed"), `events: ${kinds(h)}`);
-    assert.equal(spawns(h, "web").length, 1, "no second spawn without the state on disk");
+    assert.equal(spawns(h, "web").length, 0, "no spawn while the new epoch is not on disk");
     assert.equal(running(h, "web"), null);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("Agent restarts a crashed app in place even when only its pid record cannot be saved", async () => {
+  const h = await harness(await manifestOf(soloYaml(WEB)));
+  try {
+    await until("web running", () => !!running(h, "web"));
+    await until("pid persisted", () => {
+      try {
+        const s = JSON.parse(Deno.readTextFileSync(`${h.dir}/state.json`)) as PersistedState;
+        return s.apps["web"]?.pid === running(h, "web");
+      } catch {
+        return false;
+      }
+    });
+    // Role and epoch are on disk; from now on every save (pids, counters) fails.
+    await Deno.remove(`${h.dir}/state.json`);
+    await Deno.mkdir(`${h.dir}/state.json/blocker`, { recursive: true });
+    const first = running(h, "web")!;
+    h.runner.crash("web");
+    await until("web restarted", () => (running(h, "web") ?? first) !== first);
+    await until("the failed save recorded", () => kinds(h).includes("persist_failed"));
+    assert.equal(spawns(h, "web").length, 2, "the restart did not wait for the pid record");
+    assert.equal(h.agent.state.role, "active");
   } finally {
     await h.close();
   }

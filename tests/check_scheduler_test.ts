@@ -197,3 +197,60 @@ Deno.test("CheckScheduler runs the real checks by default", async () => {
     listener.close();
   }
 });
+
+/** Timers the test fires by hand: every `set` is recorded with the clock time and delay. */
+class FakeTimers {
+  t = 0;
+  pending: { fn: () => void; at: number; delay: number; id: number }[] = [];
+  delays: { at: number; delay: number }[] = [];
+  #next = 1;
+  now = () => this.t;
+  set = (fn: () => void, ms: number) => {
+    const id = this.#next++;
+    this.pending.push({ fn, at: this.t, delay: ms, id });
+    this.delays.push({ at: this.t, delay: ms });
+    return id;
+  };
+  clear = (handle: unknown) => {
+    this.pending = this.pending.filter((p) => p.id !== handle);
+  };
+  /** Move the clock to when the oldest timer is due and fire it. */
+  fire(): void {
+    const p = this.pending.shift();
+    if (p === undefined) throw new Error("expected a pending timer, found none");
+    this.t = Math.max(this.t, p.at + p.delay);
+    p.fn();
+  }
+}
+
+Deno.test("CheckScheduler starts checks interval apart from start to start, or right after a slow one", async () => {
+  const fake = new FakeRun();
+  const timers = new FakeTimers();
+  const results: CheckReport[] = [];
+  const scheduler = new CheckScheduler((r) => results.push(r), { run: fake.run, timers });
+  try {
+    scheduler.watch({
+      app: "web",
+      pid: 1,
+      spec: tcpSpec({ intervalMs: 100, initialDelayMs: 500 }),
+    });
+    assert.deepEqual(timers.delays, [{ at: 0, delay: 500 }]);
+    timers.fire(); // t = 500: the first check starts
+    await waitFor("the first call", () => fake.pending.length === 1);
+    timers.t = 530; // it took 30 ms
+    fake.answer({ ok: true, detail: "fine" });
+    await waitFor("the first result", () => results.length === 1);
+    // Due 100 ms after it started (t = 600), not 100 ms after it ended.
+    assert.deepEqual(timers.delays.at(-1), { at: 530, delay: 70 });
+    timers.fire(); // t = 600
+    await waitFor("the second call", () => fake.pending.length === 1);
+    timers.t = 850; // a hung app: the check took 250 ms, longer than the interval
+    fake.answer({ ok: false, detail: "timed out" });
+    await waitFor("the second result", () => results.length === 2);
+    // Overdue: the next check starts at once, and never while the previous one was in flight.
+    assert.deepEqual(timers.delays.at(-1), { at: 850, delay: 0 });
+    assert.equal(fake.maxInFlight, 1);
+  } finally {
+    scheduler.stopAll();
+  }
+});

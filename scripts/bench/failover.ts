@@ -32,7 +32,7 @@ interface Variant {
   label: string;
   interval: string;
   deadAfter: string;
-  /** Empty: the default (deadAfter/2). */
+  /** Empty: the default (deadAfter - interval - 100 ms). */
   fenceAfter: string;
   deadAfterMs: number;
   mode: "kill" | "cut";
@@ -88,12 +88,16 @@ export async function benchFailover(o: BenchOptions): Promise<FigureResult> {
       "a new process of every movable app exists (/proc, ~1 ms polling) — 'running' — and until " +
       "the sample app answers GET /info with `node` = the standby. Trials alternate direction: " +
       "after each, the old active is restored (agent restarted, or link set up) and rejoins as " +
-      "standby.",
+      "standby. In (a) the restored host's agent finds the apps it recorded gone and counts " +
+      "them as failures of this host (a second host death inside `restart.window` escalates " +
+      "and marks it failed, as designed): like an operator who repaired the host, the " +
+      "benchmark runs `baton clear` on it once it is back, so every trial starts alike.",
     "(a) loopback: the active's agent and every app it recorded get SIGKILL at t0 (a host " +
       "that vanishes; the standby's heartbeats are refused at once).",
     "(b) each agent and the witness in its own network namespace on a bridge (a private /24 " +
       "that nothing else on the machine uses, only inside the lab); t0 = `ip -n <ns> link set eth0 down` on the active (it is cut " +
-      "off: no reply at all; it self-fences after fenceAfter = deadAfter/2).",
+      "off: no reply at all; it self-fences after fenceAfter, by default deadAfter - interval - " +
+      "100 ms).",
     "keepalived: two namespaces on a bridge, `vrrp_version 3`, both `state BACKUP`, priority " +
       "100, `nopreempt`, one VIP; t0 = SIGKILL of the master's keepalived processes (a) or its " +
       "link set down (b); timed until the VIP is on the backup's interface (`ip -n ns addr` " +
@@ -325,8 +329,18 @@ async function batonFailover(
       `  ${v.mode} ${v.label} trial ${i + 1}: ${active} → ${standby}: running ` +
         `${fmtMs(tRun! - t0)} ms, answers ${fmtMs(tAns - t0)} ms`,
     );
-    if (cut) await lab!.restore(active);
-    else await cluster.startAgent(active);
+    if (cut) {
+      await lab!.restore(active);
+    } else {
+      await cluster.startAgent(active);
+      const back = active;
+      await cluster.waitFor(`${back} back as standby (or failed)`, async () => {
+        const s = await cluster.status(back);
+        return s && (s.role === "standby" || s.role === "failed") ? true : null;
+      }, 30_000);
+      const r = await cluster.cli(back, "clear");
+      if (r.code !== 0) throw new Error(`baton clear on ${back}: exit ${r.code}: ${r.stderr}`);
+    }
   }
 }
 

@@ -14,7 +14,15 @@ export interface RunInfo {
   durationS: number;
   mode: "full" | "smoke";
   argv: string[];
-  machine: { nproc: number; cpu: string; kernel: string; memory: string; os: string };
+  machine: {
+    nproc: number;
+    cpu: string;
+    kernel: string;
+    memory: string;
+    os: string;
+    /** Load averages at the start and end of the run (the machine may be shared). */
+    load?: string;
+  };
   versions: Record<string, string>;
   /** Sizes the run used (trials, windows). */
   sizes: Record<string, string>;
@@ -51,6 +59,7 @@ export function renderReport(info: RunInfo, figures: FigureResult[]): string {
     `- CPU: ${info.machine.cpu}, nproc ${info.machine.nproc}`,
     `- Memory: ${info.machine.memory}`,
     `- Kernel: ${info.machine.kernel}; OS: ${info.machine.os}`,
+    ...(info.machine.load ? [`- Load average (1/5/15 min): ${info.machine.load}`] : []),
     "",
     "## Versions",
     "",

@@ -6,6 +6,7 @@
  * @module
  */
 import { CheckScheduler } from "../checks/check_scheduler.ts";
+import { nextDeadline } from "../core/deadline.ts";
 import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
 import type {
@@ -54,7 +55,10 @@ export interface AgentOptions {
     }
   >;
   clock?: Clock;
-  /** Period of the core's tick; default min(50 ms, heartbeat interval / 4). */
+  /**
+   * Period of a fixed tick (tests). Default: no fixed period; the core is ticked when its next
+   * timer falls due (`nextDeadline`), after every event, and at least every 5 s.
+   */
   tickMs?: number;
   /** Where human log lines go (default stderr). */
   log?: (line: string) => void;
@@ -81,9 +85,25 @@ export class Agent {
   /** Stop settings of the spec each app's process was started from (a removed app has none). */
   #stopSpecs = new Map<string, { signal: Deno.Signal; timeoutMs: number }>();
   #timer: ReturnType<typeof setInterval> | null = null;
+  /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
+  #adaptive = false;
+  #tickTimer: ReturnType<typeof setTimeout> | null = null;
+  #tickAt: number | null = null;
+  /** Lateness of the tick timers (event-loop lag), in ms: worst since start, and the latest. */
+  #lag = { maxMs: 0, lastMs: 0, lateTicks: 0 };
   #releaseLock: (() => void) | null = null;
   #log: (line: string) => void;
   #stopped = false;
+  /** Why the latest state save failed; null once one succeeds. */
+  #persistError: string | null = null;
+  /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
+  #barrierKey: string | null = null;
+  /** Grows with every save that changes those fields. */
+  #barrierGen = 0;
+  /** Highest barrier generation known to be on disk. */
+  #durableGen = 0;
+  /** The latest save queued: resolves to its error, or null once on disk. */
+  #lastSave: Promise<string | null> = Promise.resolve(null);
 
   /** Build the agent; nothing runs until {@linkcode Agent.start}. */
   constructor(opts: AgentOptions) {
@@ -146,9 +166,11 @@ export class Agent {
     }
     this.#adoptOrphans(adopted, lost);
     this.dispatch({ type: "boot", persisted, adopted, lost });
-    const hb = this.state.manifest.cluster.heartbeat.intervalMs;
-    const tickMs = this.#opts.tickMs ?? Math.max(5, Math.min(50, Math.floor(hb / 4)));
-    this.#timer = setInterval(() => this.dispatch({ type: "tick" }), tickMs);
+    if (this.#opts.tickMs !== undefined) {
+      this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
+    } else {
+      this.#adaptive = true;
+    }
     this.dispatch({ type: "tick" });
   }
 
@@ -192,9 +214,59 @@ export class Agent {
   /** Feed one event to the core and carry out what it decides. */
   dispatch(event: Event): void {
     if (this.#stopped) return;
-    const { actions } = step(this.state, event, this.#clock.now());
+    const now = this.#clock.now();
+    const { actions } = step(this.state, event, now);
     this.#execute(actions);
-    this.#syncChecks();
+    // Which process a check loop watches changes only with a decision, and a decision acts.
+    if (actions.length > 0) this.#syncChecks();
+    if (!this.#adaptive) return;
+    if (event.type === "tick") {
+      this.#armTick(now, true);
+    } else if (event.type !== "check" || actions.length > 0) {
+      // The event may have made a timer's condition true (a peer back as a standby, a handover
+      // announced): the core looks at once, with a tick at the same time.
+      this.dispatch({ type: "tick" });
+    } else {
+      this.#armTick(now, false);
+    }
+  }
+
+  /**
+   * Arm the tick for the core's next deadline (at most {@linkcode IDLE_TICK_MAX_MS} away).
+   * After a tick the timer is set anew; after another event it may only come earlier.
+   */
+  #armTick(now: number, afterTick: boolean): void {
+    const wake = Math.min(nextDeadline(this.state, now), now + IDLE_TICK_MAX_MS);
+    if (!afterTick && this.#tickAt !== null && this.#tickAt <= wake) return;
+    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
+    // +1 ms: a timer never fires before its deadline, so the tick finds it due.
+    const delay = Math.max(0, Math.ceil(wake - now)) + 1;
+    const due = performance.now() + delay;
+    this.#tickAt = wake;
+    this.#tickTimer = setTimeout(() => {
+      this.#tickTimer = null;
+      this.#tickAt = null;
+      this.#noteLag(performance.now() - due);
+      this.dispatch({ type: "tick" });
+    }, delay);
+  }
+
+  /** Record how late a tick timer fired; a lag beyond one heartbeat interval is an event. */
+  #noteLag(lateMs: number): void {
+    const lag = Math.max(0, lateMs);
+    this.#lag.lastMs = lag;
+    this.#lag.maxMs = Math.max(this.#lag.maxMs, lag);
+    const interval = this.state.manifest.cluster.heartbeat.intervalMs;
+    if (lag > interval) {
+      this.#lag.lateTicks++;
+      this.#record(
+        "warn",
+        null,
+        "loop_lag",
+        `the agent's event loop ran ${Math.round(lag)} ms late (heartbeat interval ` +
+          `${interval} ms): the host is overloaded or the agent was paused`,
+      );
+    }
   }
 
   /** An event that expects a reply (operator commands, handover requests from a peer). */
@@ -253,7 +325,14 @@ export class Agent {
 
   /** The status document. */
   status(): StatusDoc {
-    return buildStatus(this.state, this.#clock.now(), this.events.recent(20));
+    return {
+      ...buildStatus(this.state, this.#clock.now(), this.events.recent(20)),
+      eventLoop: {
+        maxLagMs: Math.round(this.#lag.maxMs),
+        lastLagMs: Math.round(this.#lag.lastMs),
+        lateTicks: this.#lag.lateTicks,
+      },
+    };
   }
 
   /** What this node says about itself to peers. */
@@ -269,6 +348,7 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
     for (const resolve of this.#pending.values()) {
@@ -276,29 +356,68 @@ export class Agent {
     }
     this.#pending.clear();
     await this.#chain;
+    await this.#lastSave;
     this.#releaseLock?.();
   }
 
+  /**
+   * Carry out a step's actions in order. Saves are serialized and atomic (the store), but only
+   * a save that changes the role, epoch, role counter or maintenance flag is a barrier: the
+   * actions after it wait until it is on disk, and a spawn or a positive reply is refused while
+   * that durable state is not (a new role or epoch reaches the disk before anything is started
+   * under it). Other saves (pids, restart counters) go on in the background: a restart in place
+   * does not wait for two fsyncs.
+   */
   #execute(actions: Action[]): void {
-    let failedPersist: string | null = null;
     for (const action of actions) {
       if (action.type === "record") {
         this.#record(action.level, action.app, action.kind, action.message);
         continue;
       }
+      if (action.type === "persist") {
+        this.#persist(action.state);
+        continue;
+      }
+      // The durable state this action runs under: the latest barrier queued before it.
+      const need = this.#barrierGen;
+      const lastSave = action.type === "reply" ? this.#lastSave : null;
       this.#chain = this.#chain.then(async () => {
-        if (action.type === "persist") {
-          try {
-            await this.#store.save(action.state);
-          } catch (err) {
-            failedPersist = `cannot write state: ${errText(err)}`;
-            this.#record("error", null, "persist_failed", failedPersist);
-          }
-          return;
-        }
-        this.#perform(action, failedPersist);
+        // A reply also waits for every save before it: an operator's "ok" means on disk.
+        const replyError = lastSave === null ? null : await lastSave;
+        // Sticky until a save of that durable state succeeds: a later batch without a barrier
+        // of its own (a backoff restart) must not start an app under a role or epoch that
+        // never reached the disk.
+        const unsaved = this.#durableGen < need
+          ? (this.#persistError ?? "cannot write state")
+          : replyError;
+        this.#perform(action, unsaved);
       });
     }
+  }
+
+  /** Queue one save; a save of new durable fields also holds back the actions after it. */
+  #persist(state: PersistedState): void {
+    const key = `${state.epoch}/${state.role}/${state.roleSeq}/${state.maintenance}`;
+    const barrier = key !== this.#barrierKey;
+    if (barrier) {
+      this.#barrierKey = key;
+      this.#barrierGen++;
+    }
+    const gen = this.#barrierGen;
+    const saved = this.#store.save(state).then(
+      () => {
+        this.#persistError = null;
+        this.#durableGen = Math.max(this.#durableGen, gen);
+        return null;
+      },
+      (err) => {
+        this.#persistError = `cannot write state: ${errText(err)}`;
+        this.#record("error", null, "persist_failed", this.#persistError);
+        return this.#persistError;
+      },
+    );
+    this.#lastSave = saved;
+    if (barrier) this.#chain = this.#chain.then(() => saved.then(() => {}));
   }
 
   #perform(action: Action, failedPersist: string | null): void {
@@ -434,6 +553,9 @@ export class Agent {
     this.#log(`${rec.time} ${rec.node} ${level.padEnd(5)} ${app ?? "-"} ${kind}: ${message}`);
   }
 }
+
+/** Longest sleep between ticks when no timer of the core is pending (a safety net). */
+export const IDLE_TICK_MAX_MS = 5_000;
 
 /** Run the fence command, bounded to 60 s. */
 async function runFence(command: string[]): Promise<{ ok: boolean; detail: string }> {

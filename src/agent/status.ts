@@ -56,6 +56,12 @@ export interface StatusDoc {
   witness: { url: string; reachable: boolean; kind: string | null; ageMs: number | null } | null;
   warnings: string[];
   events: EventRecord[];
+  /**
+   * How late the agent's tick timers fired (event-loop lag, ms): the worst since the agent
+   * started, the latest, and how many were later than one heartbeat interval. Filled in by the
+   * agent (absent from a document built by {@linkcode buildStatus} alone).
+   */
+  eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
 }
 
 /** Build the status document. */

@@ -24,16 +24,34 @@ export interface CheckReport {
   detail: string;
 }
 
+/** Timers of {@linkcode CheckScheduler}: the real ones by default, a fake in tests. */
+export interface CheckTimers {
+  /** Monotonic milliseconds. */
+  now(): number;
+  /** Call `fn` after `ms`; returns a handle for `clear`. */
+  set(fn: () => void, ms: number): unknown;
+  /** Cancel a pending `set`. */
+  clear(handle: unknown): void;
+}
+
 /** Options of {@linkcode CheckScheduler}. */
 export interface CheckSchedulerOptions {
   /** Runs one check; defaults to {@linkcode runCheck}. Injected by tests. */
   run?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
+  /** Defaults to `performance.now`, `setTimeout` and `clearTimeout`. */
+  timers?: CheckTimers;
 }
+
+const _realTimers: CheckTimers = {
+  now: () => performance.now(),
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as number),
+};
 
 interface _Watch {
   target: CheckTarget;
   spec: InterfaceCheckSpec;
-  timer: ReturnType<typeof setTimeout> | null;
+  timer: unknown;
   stopped: boolean;
   /** The check in flight, if any. */
   inFlight: Promise<void> | null;
@@ -43,9 +61,11 @@ interface _Watch {
 
 /**
  * Schedules periodic checks, one loop per app. The first check runs `initialDelayMs` after
- * {@linkcode CheckScheduler.watch}, the next ones `intervalMs` after the previous check
- * ended, so two checks of one app are never in flight together (not even across a
- * replacing `watch`).
+ * {@linkcode CheckScheduler.watch}, the next ones at a fixed cadence: `intervalMs` after the
+ * previous check STARTED, so a hung app is detected within `intervalMs × failures + timeoutMs`
+ * when the timeout is shorter than the interval. Two checks of one app are never in flight
+ * together (not even across a replacing `watch`): a check still running when the next is due
+ * is followed by the next one as soon as it ends.
  *
  * @example
  * ```ts
@@ -60,11 +80,13 @@ export class CheckScheduler {
   #onResult: (r: CheckReport) => void;
   #run: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   #watches = new Map<string, _Watch>();
+  #timers: CheckTimers;
 
   /** `onResult` is called once per finished check of a watched app. */
   constructor(onResult: (r: CheckReport) => void, opts: CheckSchedulerOptions = {}) {
     this.#onResult = onResult;
     this.#run = opts.run ?? runCheck;
+    this.#timers = opts.timers ?? _realTimers;
   }
 
   /**
@@ -93,7 +115,7 @@ export class CheckScheduler {
     const watch = this.#watches.get(app);
     if (watch === undefined) return;
     watch.stopped = true;
-    if (watch.timer !== null) clearTimeout(watch.timer);
+    if (watch.timer !== null) this.#timers.clear(watch.timer);
     watch.timer = null;
     this.#watches.delete(app);
   }
@@ -109,7 +131,7 @@ export class CheckScheduler {
   }
 
   #schedule(watch: _Watch, delayMs: number): void {
-    watch.timer = setTimeout(() => {
+    watch.timer = this.#timers.set(() => {
       watch.timer = null;
       void this.#tick(watch);
     }, delayMs);
@@ -121,6 +143,7 @@ export class CheckScheduler {
       watch.predecessor = null;
     }
     if (watch.stopped) return;
+    const startedAt = this.#timers.now();
     let result: CheckResult = { ok: false, detail: "check did not run" };
     const running = (async () => {
       try {
@@ -141,6 +164,9 @@ export class CheckScheduler {
     } catch (e) {
       console.error(`check scheduler: onResult for ${watch.target.app} threw:`, e);
     }
-    if (!watch.stopped) this.#schedule(watch, Math.max(0, watch.spec.intervalMs));
+    if (watch.stopped) return;
+    // Start to start: the time this check took counts towards the interval.
+    const due = startedAt + Math.max(0, watch.spec.intervalMs);
+    this.#schedule(watch, Math.max(0, due - this.#timers.now()));
   }
 }

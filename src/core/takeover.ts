@@ -442,6 +442,9 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
   out.dirty = false;
   // Tell the witness first, so it grants the peer's claim without waiting out our lease.
   if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
+  // And the peers, with a heartbeat out of turn: a standby that still sees us active drops
+  // the witness's grant, so it would otherwise wait for our next beat to take the apps.
+  out.push({ type: "heartbeat", info: nodeInfo(state) });
   out.push({ type: "send_commit", to: h.to, epoch: h.epoch, reason: h.reason });
 }
 

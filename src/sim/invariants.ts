@@ -60,7 +60,9 @@ export type InvariantName =
   | "single-runner"
   | "liveness"
   | "durable-before-spawn"
-  | "core-threw";
+  | "core-threw"
+  /** With `deadlineCheck`: a tick before the core's next deadline acted. */
+  | "deadline";
 
 /** One broken invariant. */
 export interface Violation {

@@ -36,6 +36,7 @@ import { beatTimeout, maxBeatsInFlight } from "../agent/peer_link.ts";
 import { WitnessArbiter } from "../witness/arbiter.ts";
 import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
+import { nextDeadline } from "../core/deadline.ts";
 import type {
   Action,
   AdoptedApp,
@@ -132,6 +133,13 @@ export interface RunOptions {
   orphanWindow?: boolean;
   /** What a one-way partition stops (see `sim_network.ts`); default `"connection"`. */
   oneWay?: OneWayModel;
+  /**
+   * Drive ticks as the agent does (`core/deadline.ts`): every event except a check result
+   * that changed nothing is followed by a tick at the same time, and every other tick that
+   * comes before the core's `nextDeadline` must do nothing (invariant "deadline"). Off by
+   * default.
+   */
+  deadlineCheck?: boolean;
 }
 
 /** One line of a trace. `noise` lines (routine heartbeats and ticks) are hidden by default. */
@@ -372,6 +380,8 @@ interface Agent {
   inflight: Map<string, number>;
   /** Check loop per app: the pid it watches. */
   checks: Map<string, number>;
+  /** With `deadlineCheck`: the core's next deadline after the latest step (agent clock). */
+  deadline?: number;
 }
 
 interface Host {
@@ -677,10 +687,16 @@ class Simulation {
   }
 
   /** Feed one event to a host's core, carry out the actions, check every invariant. */
-  dispatch(h: Host, ev: Event): void {
+  dispatch(h: Host, ev: Event, followUp = false): void {
     const agent = h.agent;
     if (!agent || this.violations.length > 0) return;
     const local = this.now - agent.clockBase;
+    const deadlineCheck = this.opts.deadlineCheck === true;
+    // A tick before the deadline must change nothing but the tick bookkeeping.
+    const quiet = deadlineCheck && ev.type === "tick" && !followUp &&
+        agent.deadline !== undefined && local < agent.deadline
+      ? _decisionState(agent.state)
+      : null;
     let actions: Action[];
     try {
       actions = step(agent.state, ev, local).actions;
@@ -695,11 +711,33 @@ class Simulation {
       return;
     }
     this.coreSteps++;
+    if (quiet !== null && (actions.length > 0 || _decisionState(agent.state) !== quiet)) {
+      this.violations.push({
+        invariant: "deadline",
+        at: this.now,
+        message: `${h.name}: a tick at ${local} before nextDeadline ${agent.deadline} acted: ` +
+          (actions.map((a) => a.type === "record" ? `${a.kind}: ${a.message}` : a.type).join(
+            "; ",
+          ) ||
+            "changed the state"),
+      });
+      return;
+    }
     if (this.trace) this.traceStep(h, ev, actions);
     this.execute(h, agent, actions);
     this.syncChecks(h, agent);
     if (this.violations.length > 0) return;
     this.violations.push(...checkWorld(this.monitor, this.view()));
+    if (deadlineCheck && h.agent === agent) {
+      if (ev.type !== "tick" && (ev.type !== "check" || actions.length > 0)) {
+        this.dispatch(h, { type: "tick" }, true);
+      } else if (ev.type === "tick") {
+        agent.deadline = nextDeadline(agent.state, local);
+      } else {
+        // A quiet check result: the pending tick may only come earlier.
+        agent.deadline = Math.min(agent.deadline ?? Infinity, nextDeadline(agent.state, local));
+      }
+    }
   }
 
   execute(h: Host, agent: Agent, actions: Action[]): void {
@@ -1640,4 +1678,12 @@ export function shrinkScenario(
     }
   }
   return best;
+}
+
+/** The core state minus the manifest and the tick bookkeeping, as text to compare. */
+function _decisionState(state: NodeState): string {
+  return JSON.stringify(
+    state,
+    (k, v) => k === "manifest" || k === "lastTickAt" || k === "lastHeartbeatAt" ? undefined : v,
+  );
 }

@@ -9,8 +9,15 @@
  *   the shell opens the log in append mode, then `exec`s the command, so the PID we get is
  *   the app's own PID and no descriptor of the agent stays open in the app. The command and
  *   its arguments are passed as positional parameters, never interpolated into shell text.
- * - `detached: true` makes the child a session and process-group leader (pgid = pid), so the
- *   whole group can be signalled and the app survives the agent; `unref()` lets the agent exit.
+ * - The app leads its own session and process group (pgid = pid), so the whole group can be
+ *   signalled and the app survives the agent (its exit, SIGKILL, or a Ctrl-C to the agent's
+ *   group); `unref()` lets the agent exit. The launcher does it with `exec setsid "$@"`:
+ *   util-linux `setsid` calls setsid(2) and execs without forking when its caller does not lead
+ *   a process group, which a plain child of the agent never does, so the PID is still the app's
+ *   own. A plain spawn lets Deno use posix_spawn (about 1 ms); `detached: true` would make it
+ *   fork the whole agent to run a pre-exec hook (7–30 ms). Without `/usr/bin/setsid` (or
+ *   `/bin/setsid`) the runner falls back to `detached: true`. Until the launcher has run
+ *   setsid (a millisecond) the group does not exist yet: signals then go to the PID itself.
  * - Because the shell reports a missing command only in the log, `spawn` first resolves
  *   `command[0]` in PATH (the spec's `env.PATH`, else the agent's) and checks the working
  *   directory, and rejects with a clear error when either is wrong.
@@ -29,7 +36,7 @@
  *
  * @module
  */
-import { isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
+import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
   exitDetail,
   type ExitInfo,
@@ -51,6 +58,15 @@ export interface RealRunnerOptions {
 
 /** Shell snippet that appends stdout+stderr to the log ($1) and execs the rest of argv. */
 const _LAUNCHER = 'log=$1; shift; exec "$@" >>"$log" 2>&1';
+/** util-linux setsid, if installed: the launcher then execs the app through it. */
+const _SETSID = ["/usr/bin/setsid", "/bin/setsid"].find((path) => {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && info.mode !== null && (info.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}) ?? null;
 /** dash's PATH when none is set. */
 const _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Detail reported for an adopted process: not our child, so its exit status is unknown. */
@@ -69,6 +85,12 @@ interface _Watch {
   gone: Promise<void>;
   resolveGone: () => void;
   timer: ReturnType<typeof setTimeout> | null;
+  /**
+   * Adopted: `/proc/<pid>/stat` kept open. Re-reading an open file is four times cheaper than
+   * opening it each poll, and it stays bound to this very process: once the process is reaped
+   * a read fails (ESRCH), even if its PID was given to another process since.
+   */
+  stat: Deno.FsFile | null;
 }
 
 /**
@@ -91,6 +113,8 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #killWaitMs: number;
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
+  /** The shared poll of adopted processes, while any is watched. */
+  #pollTimer: ReturnType<typeof setTimeout> | null = null;
 
   /** Creates a runner; see {@linkcode RealRunnerOptions} for the defaults. */
   constructor(options: RealRunnerOptions = {}) {
@@ -112,31 +136,32 @@ export class RealProcessRunner implements ProcessRunner {
       );
     }
     const cwd = spec.cwd ?? Deno.cwd();
-    await _checkDirectory(cwd, `${what}: working directory`);
     const pathVar = spec.env["PATH"] ?? Deno.env.get("PATH") ?? _DEFAULT_PATH;
-    const problem = await _findExecutable(program, cwd, pathVar);
-    if (problem !== null) throw new Error(`${what}: ${problem}`);
-
-    try {
-      await Deno.mkdir(spec.logDir, { recursive: true });
-    } catch (error) {
-      throw new Error(`${what}: cannot create log directory ${spec.logDir}: ${_message(error)}`);
-    }
     const logPath = `${spec.logDir.replace(/\/+$/, "")}/${spec.app}.log`;
-    try {
-      const file = await Deno.open(logPath, { append: true, create: true, mode: 0o640 });
-      file.close();
-    } catch (error) {
-      throw new Error(`${what}: cannot open log file ${logPath}: ${_message(error)}`);
-    }
+    // The three checks at once: each is a file-system round trip, and a restart waits for them.
+    const [badCwd, badProgram, badLog] = await Promise.all([
+      _checkDirectory(cwd, `${what}: working directory`).then(() => null, (e: Error) => e),
+      _findExecutable(program, cwd, pathVar),
+      _openLog(spec.logDir, logPath, what),
+    ]);
+    if (badCwd !== null) throw badCwd;
+    if (badProgram !== null) throw new Error(`${what}: ${badProgram}`);
+    if (badLog !== null) throw badLog;
 
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("/bin/sh", {
-        args: ["-c", _LAUNCHER, "baton-spawn", logPath, ...spec.command],
+        args: [
+          "-c",
+          _LAUNCHER,
+          "baton-spawn",
+          logPath,
+          ...(_SETSID !== null ? [_SETSID] : []),
+          ...spec.command,
+        ],
         cwd,
         env: spec.env,
-        detached: true,
+        detached: _SETSID === null,
         stdin: "null",
         stdout: "null",
         stderr: "null",
@@ -150,7 +175,25 @@ export class RealProcessRunner implements ProcessRunner {
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
     const watch = this.#watch(spec.app, pid, startTime, pid, true);
-    child.status.then((status) => this.#exited(watch, exitDetail(status)));
+    if (_SETSID === null) {
+      child.status.then((status) => this.#exited(watch, exitDetail(status)));
+      return { pid, startTime };
+    }
+    // Resolve only once the app is out of the agent's process group (a Ctrl-C to the agent's
+    // group right after a spawn must not reach it). An exit seen meanwhile is reported after
+    // the caller has learned the PID (a macrotask runs after the caller's continuation).
+    let early: Deno.CommandStatus | null = null;
+    let announced = false;
+    child.status.then((status) => {
+      if (announced) this.#exited(watch, exitDetail(status));
+      else early = status;
+    });
+    await _untilOwnGroup(pid, () => early !== null);
+    announced = true;
+    if (early !== null) {
+      const status: Deno.CommandStatus = early;
+      setTimeout(() => this.#exited(watch, exitDetail(status)), 0);
+    }
     return { pid, startTime };
   }
 
@@ -161,16 +204,38 @@ export class RealProcessRunner implements ProcessRunner {
     // Signal the group only if the process leads it (as everything we spawn does).
     const pgid = stat !== null && stat.startTime === startTime && stat.pgid === pid ? pid : null;
     const watch = this.#watch(app, pid, startTime, pgid, false);
-    const poll = () => {
-      watch.timer = null;
-      if (watch.done) return;
-      if (!isSameProcess(pid, startTime)) {
+    try {
+      watch.stat = Deno.openSync(`/proc/${pid}/stat`);
+    } catch {
+      watch.stat = null;
+    }
+    if (watch.stat === null || !_alive(watch.stat) || !isSameProcess(pid, startTime)) {
+      // Already gone: reported as soon as the caller has returned.
+      watch.timer = setTimeout(() => {
+        watch.timer = null;
         this.#exited(watch, ADOPTED_EXIT_DETAIL);
-        return;
+      }, 0);
+      return;
+    }
+    this.#armPoll();
+  }
+
+  /**
+   * One timer polls every adopted process in /proc (a timer per process would wake the agent
+   * pollMs⁻¹ times a second for each of them); it stops when nothing adopted is left.
+   */
+  #armPoll(): void {
+    if (this.#pollTimer !== null) return;
+    this.#pollTimer = setTimeout(() => {
+      this.#pollTimer = null;
+      let left = 0;
+      for (const watch of [...this.#watches.values()]) {
+        if (watch.spawned || watch.done) continue;
+        if (watch.stat !== null && _alive(watch.stat)) left++;
+        else this.#exited(watch, ADOPTED_EXIT_DETAIL);
       }
-      watch.timer = setTimeout(poll, this.#pollMs);
-    };
-    watch.timer = setTimeout(poll, 0);
+      if (left > 0) this.#armPoll();
+    }, this.#pollMs);
   }
 
   /** {@inheritDoc ProcessRunner.stop} */
@@ -189,7 +254,8 @@ export class RealProcessRunner implements ProcessRunner {
     }
     const gone = () => (watch !== null && watch.done) || !isSameProcess(pid, startTime);
     const signal = (sig: Deno.Signal) => {
-      if (!gone()) _kill(pgid !== null ? -pgid : pid, sig);
+      // A group not made yet (the launcher has not run setsid): the process itself.
+      if (!gone() && (pgid === null || !_signalGroup(pgid, sig))) _kill(pid, sig);
     };
 
     if (!gone()) {
@@ -219,11 +285,14 @@ export class RealProcessRunner implements ProcessRunner {
 
   /** {@inheritDoc ProcessRunner.detachAll} */
   detachAll(): void {
+    if (this.#pollTimer !== null) clearTimeout(this.#pollTimer);
+    this.#pollTimer = null;
     for (const watch of this.#watches.values()) {
       watch.done = true;
       watch.detached = true;
       if (watch.timer !== null) clearTimeout(watch.timer);
       watch.timer = null;
+      _close(watch);
       watch.resolveGone();
     }
     this.#watches.clear();
@@ -248,6 +317,7 @@ export class RealProcessRunner implements ProcessRunner {
       gone,
       resolveGone,
       timer: null,
+      stat: null,
     };
     this.#watches.set(pid, watch);
     return watch;
@@ -259,10 +329,12 @@ export class RealProcessRunner implements ProcessRunner {
     if (watch.timer !== null) clearTimeout(watch.timer);
     watch.timer = null;
     if (this.#watches.get(watch.pid) === watch) this.#watches.delete(watch.pid);
+    _close(watch);
     watch.resolveGone();
-    if (watch.pgid !== null) {
+    // An empty group (the usual case: the app had no children) is known from one kill(2);
+    // only when something is left is /proc scanned, to tell live stragglers from zombies.
+    if (watch.pgid !== null && _signalGroup(watch.pgid, "SIGKILL")) {
       const pgid = watch.pgid;
-      _kill(-pgid, "SIGKILL");
       const deadline = Date.now() + this.#stragglerWaitMs;
       while (processGroupAlive(pgid) && Date.now() < deadline) {
         await _sleep(20);
@@ -304,6 +376,58 @@ function _kill(target: number, signal: Deno.Signal): void {
   }
 }
 
+const _statBuf = new Uint8Array(1024);
+const _decoder = new TextDecoder();
+
+/** Whether the process of an open `/proc/<pid>/stat` still runs (not reaped, not a zombie). */
+function _alive(stat: Deno.FsFile): boolean {
+  try {
+    stat.seekSync(0, Deno.SeekMode.Start);
+    const n = stat.readSync(_statBuf);
+    if (n === null || n === 0) return false;
+    const text = _decoder.decode(_statBuf.subarray(0, n));
+    const state = text[text.lastIndexOf(")") + 2];
+    return state !== undefined && !isDeadState(state);
+  } catch {
+    return false; // ESRCH: reaped
+  }
+}
+
+function _close(watch: _Watch): void {
+  try {
+    watch.stat?.close();
+  } catch { /* closed */ }
+  watch.stat = null;
+}
+
+/**
+ * Waits until `pid` leads its own process group (the launcher ran setsid), it is gone, or
+ * `ended()`; bounded to 5 s (signals then fall back to the PID itself).
+ */
+async function _untilOwnGroup(pid: number, ended: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const stat = readProcStat(pid);
+    if (stat === null || stat.pgid === pid || isDeadState(stat.state)) return;
+    if (ended() || Date.now() > deadline) return;
+    await _sleep(1);
+  }
+}
+
+/**
+ * Signals process group `pgid`; false when the group has no process at all (not even a
+ * zombie), true when the signal was sent or refused for another reason.
+ */
+function _signalGroup(pgid: number, signal: Deno.Signal): boolean {
+  if (pgid <= 1) return false;
+  try {
+    Deno.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    return !(error instanceof Deno.errors.NotFound);
+  }
+}
+
 function _sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -321,6 +445,33 @@ async function _checkDirectory(path: string, what: string): Promise<void> {
   }
   if (!info.isDirectory) {
     throw new Error(`${what} ${path}: expected a directory, found a file`);
+  }
+}
+
+/** Creates the log file (and its directory if missing); the error, or null. */
+async function _openLog(logDir: string, logPath: string, what: string): Promise<Error | null> {
+  const open = async () => {
+    const file = await Deno.open(logPath, { append: true, create: true, mode: 0o640 });
+    file.close();
+  };
+  try {
+    await open();
+    return null;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return new Error(`${what}: cannot open log file ${logPath}: ${_message(error)}`);
+    }
+  }
+  try {
+    await Deno.mkdir(logDir, { recursive: true });
+  } catch (error) {
+    return new Error(`${what}: cannot create log directory ${logDir}: ${_message(error)}`);
+  }
+  try {
+    await open();
+    return null;
+  } catch (error) {
+    return new Error(`${what}: cannot open log file ${logPath}: ${_message(error)}`);
   }
 }
 
@@ -343,9 +494,13 @@ async function _findExecutable(
     if (await isExecutable(path)) return null;
     return `command "${program}" not found or not executable (looked at ${path})`;
   }
-  for (const dir of pathVar.split(":")) {
-    const base = dir === "" ? cwd : dir.startsWith("/") ? dir : `${cwd}/${dir}`;
-    if (await isExecutable(`${base}/${program}`)) return null;
-  }
+  // Every PATH entry at once; the first executable in PATH order wins, as for the shell.
+  const found = await Promise.all(
+    pathVar.split(":").map((dir) => {
+      const base = dir === "" ? cwd : dir.startsWith("/") ? dir : `${cwd}/${dir}`;
+      return isExecutable(`${base}/${program}`);
+    }),
+  );
+  if (found.includes(true)) return null;
   return `command "${program}" not found in PATH (${pathVar})`;
 }
