@@ -325,6 +325,10 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
           "expected no app started while the new epoch could not be written",
         );
         assert.ok(errLine, "expected the write error in beta's log");
+        assert.ok(
+          stuck?.warnings.some((w) => w.startsWith("STATE NOT WRITTEN")),
+          `expected beta's status to warn that its state is not written: ${stuck?.warnings}`,
+        );
         // Repair: beta must take over now.
         if (breakage === "read-only") {
           await unmount(dir);

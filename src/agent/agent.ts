@@ -325,8 +325,13 @@ export class Agent {
 
   /** The status document. */
   status(): StatusDoc {
+    const doc = buildStatus(this.state, this.#clock.now(), this.events.recent(20));
+    if (this.#persistError !== null) {
+      // The role shown may not be on disk: nothing is started under it until it is.
+      doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
+    }
     return {
-      ...buildStatus(this.state, this.#clock.now(), this.events.recent(20)),
+      ...doc,
       eventLoop: {
         maxLagMs: Math.round(this.#lag.maxMs),
         lastLagMs: Math.round(this.#lag.lastMs),
