@@ -61,27 +61,8 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Poll `fn` every `everyMs` until it returns a truthy value; throws after `timeoutMs`. */
-export async function poll<T>(
-  what: string,
-  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  timeoutMs = 15_000,
-  everyMs = 50,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
-}
+/** Poll until truthy (shared with the loopback test clusters). */
+export { poll } from "../scripts/local_cluster.ts";
 
 /** Print a measured value (tests never assert timings; they report them). */
 export function measured(test: string, text: string): void {

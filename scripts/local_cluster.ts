@@ -320,24 +320,12 @@ export class LocalCluster {
   }
 
   /** Poll `fn` until it returns a truthy value or `timeoutMs` passes (then throws). */
-  async waitFor<T>(
+  waitFor<T>(
     what: string,
     fn: () => Promise<T | null | undefined | false>,
     timeoutMs = 15_000,
   ): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    let last: unknown = null;
-    while (Date.now() < end) {
-      try {
-        const v = await fn();
-        if (v) return v;
-        last = v;
-      } catch (err) {
-        last = err;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`timed out after ${timeoutMs}ms waiting for ${what} (last: ${String(last)})`);
+    return poll(what, fn, timeoutMs);
   }
 
   /** Wait until `node` answers and is in `role`; returns its status. */
@@ -373,6 +361,28 @@ export class LocalCluster {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }
   }
+}
+
+/** Poll `fn` every `everyMs` until it returns a truthy value; throws after `timeoutMs`. */
+export async function poll<T>(
+  what: string,
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
 }
 
 /** SIGKILL a process group (apps are group leaders), then the pid itself; ignore the gone. */
