@@ -280,7 +280,16 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
         if (breakage === "read-only") {
           await run("mount", "--bind", dir, dir);
           mounted = true;
-          await run("mount", "-o", "remount,bind,ro", dir);
+          // A fresh bind mount can be briefly "busy" on a loaded machine: retry, bounded.
+          for (let i = 0;; i++) {
+            try {
+              await run("mount", "-o", "remount,bind,ro", dir);
+              break;
+            } catch (err) {
+              if (i >= 9) throw err;
+              await sleep(300);
+            }
+          }
         } else if (breakage === "immutable state.json") {
           await Deno.mkdir(`${dir}/logs`, { recursive: true });
           await run("chattr", "+i", `${dir}/state.json`);
