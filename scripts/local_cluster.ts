@@ -96,6 +96,11 @@ export interface LocalClusterOptions {
   witnessScheme?: "http" | "https";
   /** PEM file of the CA that signed the nodes' certificates, trusted by `status()`. */
   caFile?: string;
+  /**
+   * Niceness of the agents and the witness (their apps inherit it), via `nice -n`; default
+   * none. Negative values need root; without root the option is ignored.
+   */
+  nice?: number;
 }
 
 /** A running local cluster. */
@@ -173,7 +178,12 @@ export class LocalCluster {
   /** Program and arguments that run `deno …args` for a node (or `witness`), in its netns. */
   #command(who: string, args: string[]): [string, string[]] {
     const ns = this.#opts.netns?.[who];
-    return ns ? ["ip", ["netns", "exec", ns, Deno.execPath(), ...args]] : [Deno.execPath(), args];
+    const n = this.#opts.nice;
+    const niced = n !== undefined && n !== 0 && (n > 0 || Deno.uid() === 0)
+      ? ["nice", "-n", String(n)]
+      : [];
+    const argv = [...niced, Deno.execPath(), ...args];
+    return ns ? ["ip", ["netns", "exec", ns, ...argv]] : [argv[0]!, argv.slice(1)];
   }
 
   /** State directory of a node. */
