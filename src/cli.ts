@@ -13,6 +13,7 @@ import { PeerClient, PeerError } from "./peer/client.ts";
 import { VERSION } from "./version.ts";
 import type { StatusDoc } from "./agent/status.ts";
 import { formatStatus } from "./status_text.ts";
+import { MANIFEST_HELP, manifestPath } from "./cli/manifest_path.ts";
 
 /** Thrown to end a command with a message and an exit code. */
 export class CliExit extends Error {
@@ -20,11 +21,6 @@ export class CliExit extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
   }
-}
-
-/** The manifest path: flag, else `BATON_MANIFEST`, else `./baton.yaml`. */
-function manifestPath(flag: string | undefined): string {
-  return flag ?? Deno.env.get("BATON_MANIFEST") ?? "baton.yaml";
 }
 
 /** Load and validate the manifest, or end with its diagnostics. */
@@ -96,7 +92,7 @@ async function post(
 
 function withTarget<A extends unknown[], O extends OptionValues>(cmd: Command<A, O>) {
   return cmd
-    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-m, --manifest <file>", MANIFEST_HELP)
     .option("-n, --node <name>", "node to talk to (default: $BATON_NODE or this host's name)")
     .option("--url <url>", "agent URL (default: the node's url in the manifest)");
 }
@@ -118,16 +114,27 @@ export function buildProgram(): Command {
   });
 
   program.command("init")
-    .description("write a commented example manifest and a fresh shared secret")
+    .description(
+      "write a commented one-node manifest named after this host (--cluster: a two-node " +
+        "example) and a fresh shared secret",
+    )
     .argument("[file]", "manifest to write", "baton.yaml")
     .option("-f, --force", "overwrite an existing manifest")
+    .option("--cluster", "write a two-node cluster with a witness (alpha, beta on loopback)")
     .action(async (file, opts) => {
-      const { EXAMPLE_MANIFEST } = await import("./manifest/example.ts");
+      const { EXAMPLE_MANIFEST, nodeNameForHost, singleNodeManifest } = await import(
+        "./manifest/example.ts"
+      );
       if (!opts.force && await exists(file)) {
         throw new CliExit(1, `${file} exists; use --force to overwrite it`);
       }
-      await Deno.writeTextFile(file, EXAMPLE_MANIFEST);
-      console.log(`wrote ${file}`);
+      const node = nodeNameForHost(Deno.hostname());
+      await Deno.writeTextFile(file, opts.cluster ? EXAMPLE_MANIFEST : singleNodeManifest(node));
+      console.log(
+        opts.cluster
+          ? `wrote ${file}: nodes alpha and beta, a witness on 127.0.0.1:7400`
+          : `wrote ${file}: one node, "${node}" (this host); --cluster writes a two-node example`,
+      );
       const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
       const secretFile = `${dir}/baton.secret`;
       if (!await exists(secretFile)) {
@@ -139,7 +146,7 @@ export function buildProgram(): Command {
 
   program.command("validate")
     .description("check a manifest; prints FILE:LINE:COL: message for every problem")
-    .argument("[file]", "manifest (default: $BATON_MANIFEST or ./baton.yaml)")
+    .argument("[file]", MANIFEST_HELP)
     .option("--offline", "do not ask running agents which manifest they run")
     .action(async (file, opts) => {
       const path = manifestPath(file);
@@ -159,7 +166,7 @@ export function buildProgram(): Command {
 
   program.command("run")
     .description("run the agent in the foreground (apps keep running if it exits)")
-    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-m, --manifest <file>", MANIFEST_HELP)
     .option("-n, --node <name>", "this node's name (default: $BATON_NODE or the host name)")
     .option(
       "-s, --state-dir <dir>",
@@ -244,7 +251,7 @@ export function buildProgram(): Command {
   program.command("witness")
     .description("serve a baton witness: the third vote that breaks network partitions")
     .option("-l, --listen <host:port>", "address to listen on", "0.0.0.0:7400")
-    .option("-m, --manifest <file>", "manifest, for the secret (default: ./baton.yaml)")
+    .option("-m, --manifest <file>", `for the secret: ${MANIFEST_HELP}`)
     .action(async (opts) => {
       const manifest = await loadOrExit(manifestPath(opts.manifest));
       const secret = await secretOrExit(manifest);
