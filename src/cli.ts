@@ -1,11 +1,11 @@
 /**
  * The command line: `baton init | validate | run | status | reload | switchover |
- * maintenance | clear | witness | version`. Parsing is commander's; each command resolves
- * its inputs and calls one module that does the work.
+ * maintenance | clear | events | explain | completion | witness | version`. Parsing is
+ * commander's; each command resolves its inputs and calls one module that does the work.
  *
  * @module
  */
-import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
+import { Argument, Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import { formatDiagnostic, loadManifestFile, resolveNodeName } from "./manifest/load.ts";
 import type { Manifest } from "./manifest/types.ts";
 import { generateSecret, loadSecret } from "./peer/secret.ts";
@@ -109,9 +109,15 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  program.command("version").description("print the version").action(() => {
-    console.log(`baton ${VERSION} (deno ${Deno.version.deno})`);
-  });
+  program.command("version").description("print the version")
+    .option("--json", "print { baton, deno, v8, typescript } as JSON")
+    .action((opts) => {
+      console.log(
+        opts.json
+          ? JSON.stringify({ baton: VERSION, ...Deno.version })
+          : `baton ${VERSION} (deno ${Deno.version.deno})`,
+      );
+    });
 
   program.command("init")
     .description(
@@ -231,7 +237,7 @@ export function buildProgram(): Command {
   withTarget(
     program.command("maintenance").description("maintenance mode: no restarts, no moves"),
   )
-    .argument("<state>", "on or off")
+    .addArgument(onOff())
     .action(async (state, opts) => {
       if (state !== "on" && state !== "off") {
         throw new CliExit(2, `expected "on" or "off", got "${state}"`);
@@ -246,6 +252,83 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const r = await post(opts, "/v1/clear", {});
       console.log(`cleared: node is ${r.role}`);
+    });
+
+  withTarget(
+    program.command("events")
+      .description("the node's decision log (GET /v1/events; --state-dir: its events.jsonl)"),
+  )
+    .option("--app <app>", "only this app's records (and the node's own)")
+    .option("--since <time>", "records since a duration ago (10m, 1h) or a date and time")
+    .option("-f, --follow", "keep printing new records")
+    .option("--json", "one JSON record per line")
+    .option("--limit <n>", "the last N records before following", "100")
+    .option("-s, --state-dir <dir>", "read <dir>/events.jsonl (works with the agent stopped)")
+    .action(async (opts) => {
+      const { apiSource, fileSource, runEvents } = await import("./cli/events_cmd.ts");
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) {
+        throw new CliExit(2, `--limit: expected a whole number above 0, found "${opts.limit}"`);
+      }
+      const t = opts.stateDir === undefined ? await target(opts, false) : null;
+      const source = t
+        ? apiSource((path) =>
+          t.client.get(t.url, path).catch((e) => {
+            throw agentError(e, t.node);
+          }), t.url)
+        : fileSource(opts.stateDir!);
+      try {
+        await runEvents(source, { ...opts, limit });
+      } finally {
+        t?.client.close();
+      }
+    });
+
+  withTarget(
+    program.command("explain")
+      .description("why the node has its role and each app its state; what the next failure does"),
+  )
+    .argument("[app]", "only this app")
+    .option("--json", "print the explanation as JSON")
+    .action(async (app, opts) => {
+      const t = await target(opts, false);
+      const { explain, formatExplanation } = await import("./explain/explain.ts");
+      try {
+        const status = await t.client.get<StatusDoc>(t.url, "/v1/status");
+        const { events } = await t.client.get<{ events: StatusDoc["events"] }>(
+          t.url,
+          "/v1/events?n=1000",
+        );
+        if (app !== undefined && !status.apps.some((a) => a.name === app)) {
+          throw new CliExit(
+            1,
+            `no app "${app}" on node ${status.node} (apps: ${
+              status.apps.map((a) => a.name).join(", ")
+            })`,
+          );
+        }
+        const now = Date.now();
+        const e = explain({
+          status,
+          events,
+          manifest: t.manifest,
+          now,
+          utcOffsetMin: -new Date(now).getTimezoneOffset(),
+        }, app);
+        console.log(opts.json ? JSON.stringify(e, null, 2) : formatExplanation(e));
+      } catch (err) {
+        throw err instanceof CliExit ? err : agentError(err, t.node);
+      } finally {
+        t.client.close();
+      }
+    });
+
+  program.command("completion")
+    .description("print a shell completion script (bash, zsh or fish)")
+    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(["bash", "zsh", "fish"]))
+    .action(async (shell) => {
+      const { completionScript } = await import("./cli/completion.ts");
+      console.log(completionScript(program, shell as "bash" | "zsh" | "fish"));
     });
 
   program.command("witness")
@@ -312,6 +395,13 @@ async function manifestDrift(m: Manifest): Promise<string[]> {
   } finally {
     client.close();
   }
+}
+
+/** `<state>` of `baton maintenance`: its choices are for completion; the action checks it. */
+function onOff(): Argument {
+  const arg = new Argument("<state>", "on or off");
+  arg.argChoices = ["on", "off"];
+  return arg;
 }
 
 async function exists(path: string): Promise<boolean> {
