@@ -154,9 +154,34 @@ export function buildProgram(): Command {
     .description("check a manifest; prints FILE:LINE:COL: message for every problem")
     .argument("[file]", MANIFEST_HELP)
     .option("--offline", "do not ask running agents which manifest they run")
+    .option("--json", "print { file, ok, errors, warnings, summary, failoverTimes } as JSON")
     .action(async (file, opts) => {
       const path = manifestPath(file);
       const r = await loadManifestFile(path);
+      const { failoverTimes, formatFailoverTimes } = await import("./manifest/failover_times.ts");
+      if (opts.json) {
+        const drift = r.ok && !opts.offline ? await manifestDrift(r.manifest) : [];
+        const m = r.ok ? r.manifest : null;
+        console.log(JSON.stringify(
+          {
+            file: path,
+            ok: r.ok,
+            errors: r.ok ? [] : r.errors,
+            warnings: [...r.warnings, ...drift.map((message) => ({ file: path, message }))],
+            summary: m && {
+              cluster: m.cluster.name,
+              nodes: Object.keys(m.nodes),
+              apps: Object.keys(m.apps),
+              hash: m.hash,
+            },
+            failoverTimes: m && failoverTimes(m),
+          },
+          null,
+          2,
+        ));
+        if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
+        return;
+      }
       for (const d of [...(r.ok ? [] : r.errors), ...r.warnings]) console.log(formatDiagnostic(d));
       if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
       const m = r.manifest;
@@ -168,6 +193,7 @@ export function buildProgram(): Command {
           `${Object.keys(m.apps).length} app(s), hash ${m.hash.slice(0, 12)}` +
           (warnings ? `, ${warnings} warning(s)` : ""),
       );
+      for (const line of formatFailoverTimes(failoverTimes(m))) console.log(line);
     });
 
   program.command("run")

@@ -154,7 +154,7 @@ Deno.test({
 
       const ev = await c.cli("solo", "events", "--app", "web");
       assert.equal(ev.code, 0, ev.stderr);
-      assert.match(ev.stdout, / solo warn  web restart: pid \d+ killed by SIGKILL/);
+      assert.match(ev.stdout, / solo warn {2}web restart: pid \d+ killed by SIGKILL/);
       assert.doesNotMatch(ev.stdout, / worker /);
       const evj = await c.cli("solo", "events", "--json", "--since", "1h");
       const kinds = evj.stdout.trim().split("\n").map((l) => JSON.parse(l).kind);

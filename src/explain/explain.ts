@@ -325,10 +325,10 @@ function nextSentence(ctx: Ctx, a: AppStatus): string {
     return `it does not run here; if it fails on the active node, that node restarts or moves it.`;
   }
   const spec = ctx.manifest?.apps[a.name];
-  if (!spec) return `${failureMeaning(a)} (the agent's manifest is not at hand: no more detail).`;
+  if (!spec) return `${failureMeaning()} (the agent's manifest is not at hand: no more detail).`;
   const { limit, windowMs } = spec.restart;
   const escalation = escalationOutcome(ctx, a);
-  const counts = `${failureMeaning(a, spec)}.`;
+  const counts = `${failureMeaning(spec)}.`;
   if (a.escalated) {
     return `${counts} It is escalated: each failure restarts it here with backoff` +
       (s.role === "active" && bestStandby(s) === null
@@ -349,7 +349,7 @@ function nextSentence(ctx: Ctx, a: AppStatus): string {
 }
 
 /** What a failure is for this app. */
-function failureMeaning(a: AppStatus, spec?: Manifest["apps"][string]): string {
+function failureMeaning(spec?: Manifest["apps"][string]): string {
   const c = spec?.check;
   if (!c || c.type === "process") return "A failure is the process exiting";
   return `A failure is the process exiting, or its ${c.type} check failing ${c.failures} ` +
