@@ -1,11 +1,11 @@
 /**
  * The command line: `baton init | validate | run | status | reload | switchover |
- * maintenance | clear | witness | version`. Parsing is commander's; each command resolves
- * its inputs and calls one module that does the work.
+ * maintenance | clear | events | explain | completion | witness | version`. Parsing is
+ * commander's; each command resolves its inputs and calls one module that does the work.
  *
  * @module
  */
-import { Command, Option, type OptionValues } from "@commander-js/extra-typings";
+import { Argument, Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import { formatDiagnostic, loadManifestFile, resolveNodeName } from "./manifest/load.ts";
 import type { Manifest } from "./manifest/types.ts";
 import { generateSecret, loadSecret } from "./peer/secret.ts";
@@ -13,6 +13,7 @@ import { PeerClient, PeerError } from "./peer/client.ts";
 import { VERSION } from "./version.ts";
 import type { StatusDoc } from "./agent/status.ts";
 import { formatStatus } from "./status_text.ts";
+import { MANIFEST_HELP, manifestPath } from "./cli/manifest_path.ts";
 
 /** Thrown to end a command with a message and an exit code. */
 export class CliExit extends Error {
@@ -20,11 +21,6 @@ export class CliExit extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
   }
-}
-
-/** The manifest path: flag, else `BATON_MANIFEST`, else `./baton.yaml`. */
-function manifestPath(flag: string | undefined): string {
-  return flag ?? Deno.env.get("BATON_MANIFEST") ?? "baton.yaml";
 }
 
 /** Load and validate the manifest, or end with its diagnostics. */
@@ -96,7 +92,7 @@ async function post(
 
 function withTarget<A extends unknown[], O extends OptionValues>(cmd: Command<A, O>) {
   return cmd
-    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-m, --manifest <file>", MANIFEST_HELP)
     .option("-n, --node <name>", "node to talk to (default: $BATON_NODE or this host's name)")
     .option("--url <url>", "agent URL (default: the node's url in the manifest)");
 }
@@ -113,21 +109,38 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
 
-  program.command("version").description("print the version").action(() => {
-    console.log(`baton ${VERSION} (deno ${Deno.version.deno})`);
-  });
+  program.command("version").description("print the version")
+    .option("--json", "print { baton, deno, v8, typescript } as JSON")
+    .action((opts) => {
+      console.log(
+        opts.json
+          ? JSON.stringify({ baton: VERSION, ...Deno.version })
+          : `baton ${VERSION} (deno ${Deno.version.deno})`,
+      );
+    });
 
   program.command("init")
-    .description("write a commented example manifest and a fresh shared secret")
+    .description(
+      "write a commented one-node manifest named after this host (--cluster: a two-node " +
+        "example) and a fresh shared secret",
+    )
     .argument("[file]", "manifest to write", "baton.yaml")
     .option("-f, --force", "overwrite an existing manifest")
+    .option("--cluster", "write a two-node cluster with a witness (alpha, beta on loopback)")
     .action(async (file, opts) => {
-      const { EXAMPLE_MANIFEST } = await import("./manifest/example.ts");
+      const { EXAMPLE_MANIFEST, nodeNameForHost, singleNodeManifest } = await import(
+        "./manifest/example.ts"
+      );
       if (!opts.force && await exists(file)) {
         throw new CliExit(1, `${file} exists; use --force to overwrite it`);
       }
-      await Deno.writeTextFile(file, EXAMPLE_MANIFEST);
-      console.log(`wrote ${file}`);
+      const node = nodeNameForHost(Deno.hostname());
+      await Deno.writeTextFile(file, opts.cluster ? EXAMPLE_MANIFEST : singleNodeManifest(node));
+      console.log(
+        opts.cluster
+          ? `wrote ${file}: nodes alpha and beta, a witness on 127.0.0.1:7400`
+          : `wrote ${file}: one node, "${node}" (this host); --cluster writes a two-node example`,
+      );
       const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
       const secretFile = `${dir}/baton.secret`;
       if (!await exists(secretFile)) {
@@ -139,11 +152,36 @@ export function buildProgram(): Command {
 
   program.command("validate")
     .description("check a manifest; prints FILE:LINE:COL: message for every problem")
-    .argument("[file]", "manifest (default: $BATON_MANIFEST or ./baton.yaml)")
+    .argument("[file]", MANIFEST_HELP)
     .option("--offline", "do not ask running agents which manifest they run")
+    .option("--json", "print { file, ok, errors, warnings, summary, failoverTimes } as JSON")
     .action(async (file, opts) => {
       const path = manifestPath(file);
       const r = await loadManifestFile(path);
+      const { failoverTimes, formatFailoverTimes } = await import("./manifest/failover_times.ts");
+      if (opts.json) {
+        const drift = r.ok && !opts.offline ? await manifestDrift(r.manifest) : [];
+        const m = r.ok ? r.manifest : null;
+        console.log(JSON.stringify(
+          {
+            file: path,
+            ok: r.ok,
+            errors: r.ok ? [] : r.errors,
+            warnings: [...r.warnings, ...drift.map((message) => ({ file: path, message }))],
+            summary: m && {
+              cluster: m.cluster.name,
+              nodes: Object.keys(m.nodes),
+              apps: Object.keys(m.apps),
+              hash: m.hash,
+            },
+            failoverTimes: m && failoverTimes(m),
+          },
+          null,
+          2,
+        ));
+        if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
+        return;
+      }
       for (const d of [...(r.ok ? [] : r.errors), ...r.warnings]) console.log(formatDiagnostic(d));
       if (!r.ok) throw new CliExit(1, `${path}: invalid (${r.errors.length} error(s))`);
       const m = r.manifest;
@@ -155,11 +193,12 @@ export function buildProgram(): Command {
           `${Object.keys(m.apps).length} app(s), hash ${m.hash.slice(0, 12)}` +
           (warnings ? `, ${warnings} warning(s)` : ""),
       );
+      for (const line of formatFailoverTimes(failoverTimes(m))) console.log(line);
     });
 
   program.command("run")
     .description("run the agent in the foreground (apps keep running if it exits)")
-    .option("-m, --manifest <file>", "manifest file (default: $BATON_MANIFEST or ./baton.yaml)")
+    .option("-m, --manifest <file>", MANIFEST_HELP)
     .option("-n, --node <name>", "this node's name (default: $BATON_NODE or the host name)")
     .option(
       "-s, --state-dir <dir>",
@@ -224,7 +263,7 @@ export function buildProgram(): Command {
   withTarget(
     program.command("maintenance").description("maintenance mode: no restarts, no moves"),
   )
-    .argument("<state>", "on or off")
+    .addArgument(onOff())
     .action(async (state, opts) => {
       if (state !== "on" && state !== "off") {
         throw new CliExit(2, `expected "on" or "off", got "${state}"`);
@@ -241,10 +280,87 @@ export function buildProgram(): Command {
       console.log(`cleared: node is ${r.role}`);
     });
 
+  withTarget(
+    program.command("events")
+      .description("the node's decision log (GET /v1/events; --state-dir: its events.jsonl)"),
+  )
+    .option("--app <app>", "only this app's records (and the node's own)")
+    .option("--since <time>", "records since a duration ago (10m, 1h) or a date and time")
+    .option("-f, --follow", "keep printing new records")
+    .option("--json", "one JSON record per line")
+    .option("--limit <n>", "the last N records before following", "100")
+    .option("-s, --state-dir <dir>", "read <dir>/events.jsonl (works with the agent stopped)")
+    .action(async (opts) => {
+      const { apiSource, fileSource, runEvents } = await import("./cli/events_cmd.ts");
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) {
+        throw new CliExit(2, `--limit: expected a whole number above 0, found "${opts.limit}"`);
+      }
+      const t = opts.stateDir === undefined ? await target(opts, false) : null;
+      const source = t
+        ? apiSource((path) =>
+          t.client.get(t.url, path).catch((e) => {
+            throw agentError(e, t.node);
+          }), t.url)
+        : fileSource(opts.stateDir!);
+      try {
+        await runEvents(source, { ...opts, limit });
+      } finally {
+        t?.client.close();
+      }
+    });
+
+  withTarget(
+    program.command("explain")
+      .description("why the node has its role and each app its state; what the next failure does"),
+  )
+    .argument("[app]", "only this app")
+    .option("--json", "print the explanation as JSON")
+    .action(async (app, opts) => {
+      const t = await target(opts, false);
+      const { explain, formatExplanation } = await import("./explain/explain.ts");
+      try {
+        const status = await t.client.get<StatusDoc>(t.url, "/v1/status");
+        const { events } = await t.client.get<{ events: StatusDoc["events"] }>(
+          t.url,
+          "/v1/events?n=1000",
+        );
+        if (app !== undefined && !status.apps.some((a) => a.name === app)) {
+          throw new CliExit(
+            1,
+            `no app "${app}" on node ${status.node} (apps: ${
+              status.apps.map((a) => a.name).join(", ")
+            })`,
+          );
+        }
+        const now = Date.now();
+        const e = explain({
+          status,
+          events,
+          manifest: t.manifest,
+          now,
+          utcOffsetMin: -new Date(now).getTimezoneOffset(),
+        }, app);
+        console.log(opts.json ? JSON.stringify(e, null, 2) : formatExplanation(e));
+      } catch (err) {
+        throw err instanceof CliExit ? err : agentError(err, t.node);
+      } finally {
+        t.client.close();
+      }
+    });
+
+  program.command("completion")
+    .description("print a shell completion script (bash, zsh or fish)")
+    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(["bash", "zsh", "fish"]))
+    .action(async (shell) => {
+      const { completionScript } = await import("./cli/completion.ts");
+      console.log(completionScript(program, shell as "bash" | "zsh" | "fish"));
+    });
+
   program.command("witness")
     .description("serve a baton witness: the third vote that breaks network partitions")
     .option("-l, --listen <host:port>", "address to listen on", "0.0.0.0:7400")
-    .option("-m, --manifest <file>", "manifest, for the secret (default: ./baton.yaml)")
+    .option("-m, --manifest <file>", `for the secret: ${MANIFEST_HELP}`)
     .action(async (opts) => {
       const manifest = await loadOrExit(manifestPath(opts.manifest));
       const secret = await secretOrExit(manifest);
@@ -305,6 +421,13 @@ async function manifestDrift(m: Manifest): Promise<string[]> {
   } finally {
     client.close();
   }
+}
+
+/** `<state>` of `baton maintenance`: its choices are for completion; the action checks it. */
+function onOff(): Argument {
+  const arg = new Argument("<state>", "on or off");
+  arg.argChoices = ["on", "off"];
+  return arg;
 }
 
 async function exists(path: string): Promise<boolean> {

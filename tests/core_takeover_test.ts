@@ -580,12 +580,71 @@ Deno.test("onCommand switchover: refused on a standby (409, names the active), u
   assert.deepEqual(twice.map((r) => [r.id, r.status]), [["z2", 409]]);
 });
 
-Deno.test("onCommand switchover: with no standby available it answers 409 at once", () => {
+Deno.test("onSwitchover: with no standby available it waits deadAfter, then answers 409 saying what it waited for", () => {
   const { a } = pair();
   a.ticks(8_100, 14_000, 500);
-  const r = replies(a.command({ type: "switchover", to: null }, 14_000, "s"));
-  assert.deepEqual(r.map((x) => x.status), [409]);
+  const first = a.command({ type: "switchover", to: null }, 14_000, "s");
+  assert.deepEqual(replies(first), [], "no refusal at once");
+  assert.match(
+    records(first, "switchover_wait")[0]?.message ?? "",
+    /waiting up to 5s .* a standby .*beta unreachable/,
+  );
+  assert.deepEqual(replies(a.ticks(14_100, 14_000 + HB.deadAfterMs - 100, 100)), []);
+  const r = replies(a.tick(14_000 + HB.deadAfterMs));
+  assert.deepEqual(r.map((x) => [x.id, x.status]), [["s", 409]]);
+  assert.match(
+    String(r[0]!.body.error),
+    /no standby can take over after waiting 5s: beta unreachable/,
+  );
   assert.equal(a.state.role, "active");
+  assert.equal(a.state.switchoverWait, null);
+});
+
+Deno.test("onSwitchover: right after `clear` of the failed target it waits for the target's heartbeat, then hands over", () => {
+  const { a, b } = afterEscalation();
+  runCluster([a, b], 9_500, 12_000);
+  const cleared = a.command({ type: "clear" }, 12_100, "cl");
+  assert.deepEqual(replies(cleared).map((r) => r.body.role), ["standby"]);
+  // beta still has alpha as failed: its heartbeat has not arrived yet.
+  assert.equal(b.state.peers.alpha!.role, "failed");
+  const sw = b.command({ type: "switchover", to: "alpha" }, 12_150, "sw");
+  assert.deepEqual(replies(sw), []);
+  assert.deepEqual(ofType(sw, "send_prepare"), []);
+  assert.match(
+    records(sw, "switchover_wait")[0]?.message ?? "",
+    /for alpha .*\(now: alpha is failed\)/,
+  );
+  assert.deepEqual(replies(b.tick(12_200)), []);
+  const heard = b.hear(a, 12_300);
+  assert.deepEqual(ofType(heard, "send_prepare").map((p) => p.to), ["alpha"]);
+  const back = deliver(b, a, heard, 12_400);
+  const done = b.settle(back, 12_500);
+  const result = deliver(b, a, done, 12_600);
+  assert.deepEqual(replies(result).map((r) => [r.id, r.status]), [["sw", 200]]);
+  assert.equal(a.state.role, "active");
+  assert.equal(b.state.role, "standby");
+  assert.equal(b.state.switchoverWait, null);
+});
+
+Deno.test("onSwitchover: a waiting switchover is refused when the target stays failed, or when this node steps down", () => {
+  const { a, b } = afterEscalation();
+  runCluster([a, b], 9_500, 12_000);
+  b.command({ type: "switchover", to: "alpha" }, 12_100, "w1");
+  const again = replies(b.command({ type: "switchover", to: null }, 12_200, "w2"));
+  assert.deepEqual(again.map((r) => [r.id, r.status]), [["w2", 409]]);
+  assert.match(String(again[0]!.body.error), /already waiting for alpha/);
+  b.hear(a, 12_500); // still failed
+  const r = replies(b.ticks(12_600, 12_100 + HB.deadAfterMs, 100));
+  assert.deepEqual(r.map((x) => [x.id, x.status]), [["w1", 409]]);
+  assert.match(
+    String(r[0]!.body.error),
+    /alpha is not an available standby after waiting 5s \(deadAfter\): alpha is failed/,
+  );
+  // Stepping down while waiting ends the wait at once.
+  b.command({ type: "switchover", to: "alpha" }, 20_000, "w3");
+  const down = b.hear({ ...a.info(), role: "active", epoch: 9 }, 20_100);
+  assert.deepEqual(replies(down).map((x) => [x.id, x.status]), [["w3", 409]]);
+  assert.equal(b.state.switchoverWait, null);
 });
 
 // ---------------------------------------------------------------- failed nodes

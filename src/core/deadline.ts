@@ -60,6 +60,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   }
   if (state.role === "standby") at(state.holdNoticeAt);
   if (state.expecting) at(state.expecting.until);
+  if (state.switchoverWait) at(state.switchoverWait.until);
   if (state.claiming) at(state.claiming.since + dead);
   if (state.role === "failed" && cluster.failedCooldownMs !== null && state.failedAt !== null) {
     at(state.failedAt + cluster.failedCooldownMs);

@@ -62,6 +62,7 @@ export function initNodeState(
     peers,
     witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null, failing: false },
     handover: null,
+    switchoverWait: null,
     expecting: null,
     lastHandoverTo: null,
     roleReason: "starting",

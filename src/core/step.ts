@@ -34,6 +34,7 @@ import {
   progressHandover,
   tickCluster,
 } from "./takeover.ts";
+import { onSwitchover, progressSwitchover } from "./switchover.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -108,9 +109,14 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       onFenceResult(state, event, now, out);
       break;
     case "command":
-      onCommand(state, event.id, event.command, now, out);
+      if (event.command.type === "switchover") {
+        onSwitchover(state, event.id, event.command.to, now, out);
+      } else {
+        onCommand(state, event.id, event.command, now, out);
+      }
       break;
   }
+  progressSwitchover(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
   if (out.dirty) {
     out.push({ type: "persist", state: toPersisted(state) });

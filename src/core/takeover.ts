@@ -284,7 +284,7 @@ export function bestStandby(state: NodeState, now: number): PeerState | null {
 }
 
 /** Why no peer can take over right now, for the log. */
-function noPeerReason(state: NodeState, now: number): string {
+export function noPeerReason(state: NodeState, now: number): string {
   const peers = Object.values(state.peers);
   if (peers.length === 0) return "single-node cluster";
   return peers.map((p) => {
@@ -306,7 +306,11 @@ export function escalate(state: NodeState, app: AppState, reason: string, now: n
   return startHandover(state, "escalation", null, `${app.name}: ${reason}`, null, now, out);
 }
 
-function startHandover(
+/**
+ * Begin a handover of every movable app to `to` (null: the best standby). Returns whether one
+ * is under way; when the target is not available it records why and returns false.
+ */
+export function startHandover(
   state: NodeState,
   kind: Handover["kind"],
   to: string | null,
@@ -535,11 +539,11 @@ export function onCommit(
 
 // ---------------------------------------------------------------- operator commands
 
-/** switchover, maintenance, clear. */
+/** maintenance, clear (a switchover is `onSwitchover`, in switchover.ts). */
 export function onCommand(
   state: NodeState,
   id: string,
-  command: Command,
+  command: Exclude<Command, { type: "switchover" }>,
   now: number,
   out: Out,
 ): void {
@@ -571,31 +575,6 @@ export function onCommand(
         wasFailed ? "cleared: failed → standby" : "counters cleared",
       );
       return reply(200, { ok: true, role: state.role });
-    }
-    case "switchover": {
-      if (state.role !== "active") {
-        const active = livePeerActives(state, now)[0];
-        return reply(409, {
-          ok: false,
-          error: `this node is ${state.role}; run switchover on the active node` +
-            (active ? ` (${active.name})` : ""),
-        });
-      }
-      if (state.handover) {
-        return reply(409, { ok: false, error: `a handover to ${state.handover.to} is under way` });
-      }
-      if (command.to !== null && !state.peers[command.to]) {
-        return reply(400, { ok: false, error: `unknown node ${command.to}` });
-      }
-      if (!startHandover(state, "switchover", command.to, "operator switchover", id, now, out)) {
-        return reply(409, {
-          ok: false,
-          error: command.to === null
-            ? `no standby can take over: ${noPeerReason(state, now)}`
-            : `${command.to} is not an available standby`,
-        });
-      }
-      return; // replied when the handover ends
     }
   }
 }

@@ -110,6 +110,20 @@ export interface Handover {
   requestId: string | null;
 }
 
+/**
+ * An operator switchover waiting for its target to be seen as an available standby (for
+ * example a node cleared a moment ago, whose next heartbeat has not arrived yet). It starts
+ * the handover as soon as the target is available, or is refused at `until`.
+ */
+export interface PendingSwitchover {
+  /** The operator request waiting for the outcome. */
+  id: string;
+  /** The requested target, or null for the best standby. */
+  to: string | null;
+  since: number;
+  until: number;
+}
+
 /** A handover a peer announced to us, that we acknowledged. */
 export interface ExpectedHandover {
   from: string;
@@ -188,6 +202,8 @@ export interface NodeState {
   peers: Record<string, PeerState>;
   witness: WitnessState;
   handover: Handover | null;
+  /** A switchover waiting for its target (see {@linkcode PendingSwitchover}). */
+  switchoverWait: PendingSwitchover | null;
   expecting: ExpectedHandover | null;
   /** The peer this node last handed its apps to (until it is active again). */
   lastHandoverTo: string | null;

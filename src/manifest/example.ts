@@ -1,9 +1,12 @@
 /**
- * The commented example manifest that `baton init` writes; `examples/baton.yaml` holds the
- * same text.
+ * The commented example manifests that `baton init` writes: by default a one-node manifest
+ * named after the host ({@linkcode singleNodeManifest}), with `--cluster` a two-node
+ * loopback cluster ({@linkcode EXAMPLE_MANIFEST}, the same text as `examples/baton.yaml`).
+ * Every commented key sits where uncommenting it works (a test uncomments them all).
  *
  * @module
  */
+import { NAME_PATTERN } from "./schema.ts";
 
 /**
  * A two-node loopback cluster (alpha and beta on 127.0.0.1:7401/7402, a witness on
@@ -45,8 +48,6 @@ apps:
   # Movable (the default): runs on the active node and moves on failover.
   web:
     command: [python3, -m, http.server, "8080", --bind, 127.0.0.1]
-    # Or the sample app that can crash and hang on demand:
-    # command: [deno, run, --allow-net, --allow-env, examples/sample_app.ts, --port, "8080"]
     env: { LANG: C.UTF-8 }
     check:
       type: http             # process (default), http, tcp or exec
@@ -55,6 +56,83 @@ apps:
       timeout: 1s
       failures: 3            # consecutive failed checks that count as a failure
       # expect: { status: [200], body: "ok" }
+      # initialDelay: 2s     # wait this long after a start before the first check
+    restart:
+      limit: 1               # restarts here before the node gives its apps away
+      window: 10m
+    stop: { signal: SIGTERM, timeout: 10s }
+
+  # Not movable: runs on every node and is only ever restarted in place.
+  worker:
+    command: [sleep, infinity]
+    movable: false
+
+  # The sample app that can crash and hang on demand (needs deno on PATH):
+  # sample:
+  #   command: [deno, run, --allow-net, --allow-env, examples/sample_app.ts, --port, "8081"]
+  #   check: { type: http, url: "http://127.0.0.1:8081/health" }
+`;
+
+/**
+ * A node name for a host name: its first label, lower-cased, with every character a name may
+ * not hold replaced by "-" (`Web-1.example.org` → `web-1`); "node" if nothing is left.
+ *
+ * @example
+ * ```ts
+ * nodeNameForHost("Alpha.example.org"); // "alpha"
+ * ```
+ */
+export function nodeNameForHost(hostname: string): string {
+  const first = (hostname.split(".")[0] ?? "").toLowerCase().replace(/[^a-z0-9_-]/g, "-")
+    .replace(/^[-_]+/, "");
+  return NAME_PATTERN.test(first) ? first : "node";
+}
+
+/**
+ * The one-host manifest of the quick start: node `node` on 127.0.0.1:7401, no witness, the
+ * same apps as {@linkcode EXAMPLE_MANIFEST}; commented keys show how to grow it into a
+ * cluster.
+ *
+ * @example
+ * ```ts
+ * await Deno.writeTextFile("baton.yaml", singleNodeManifest(nodeNameForHost(Deno.hostname())));
+ * ```
+ */
+export function singleNodeManifest(node: string): string {
+  return `# baton manifest: the nodes of the cluster and the apps it keeps running.
+# Every node reads the same file. Durations are strings: 250ms, 10s, 5m, 1h, 1m30s.
+# One node, named after this host; \`baton init --cluster\` writes a two-node example.
+
+cluster:
+  name: ${node}
+  # Shared secret that authenticates the nodes to each other. The BATON_SECRET
+  # environment variable wins over this file. Relative paths are relative to this file.
+  secretFile: ./baton.secret
+  heartbeat:
+    interval: 200ms   # how often nodes tell each other they are alive
+    deadAfter: 1s     # a node silent this long is dead: the standby takes over
+  # With a second node, a third party both nodes can reach (\`baton witness\`):
+  # witness: http://10.0.0.3:7400
+  # A failed node becomes standby again after this long (default: only \`baton clear\`):
+  # failedCooldown: 10m
+
+nodes:
+  ${node}: { url: http://127.0.0.1:7401, priority: 100 }
+  # A second host (use addresses both hosts can reach, the same file on both):
+  # beta: { url: http://10.0.0.2:7401, priority: 50 }
+
+apps:
+  # Movable (the default): runs on the active node and moves on failover.
+  web:
+    command: [python3, -m, http.server, "8080", --bind, 127.0.0.1]
+    env: { LANG: C.UTF-8 }
+    check:
+      type: http             # process (default), http, tcp or exec
+      url: http://127.0.0.1:8080/
+      interval: 1s
+      timeout: 1s
+      failures: 3            # consecutive failed checks that count as a failure
+      # expect: { status: [200] }
     restart:
       limit: 1               # restarts here before the node gives its apps away
       window: 10m
@@ -65,3 +143,4 @@ apps:
     command: [sleep, infinity]
     movable: false
 `;
+}
