@@ -42,7 +42,7 @@ export class Metrics {
   #check: client.Histogram;
   #rtt: client.Histogram;
 
-  /** `status` is called once per scrape. */
+  /** `status` is called once per scrape (never before the first). */
   constructor(status: () => StatusDoc, labels: { node: string; cluster: string }) {
     this.#status = status;
     const r = [this.registry];
@@ -62,7 +62,7 @@ export class Metrics {
     gauge("baton_node_maintenance", "1 in maintenance mode.");
     gauge("baton_peer_up", "1 if the peer answered within deadAfter.", ["peer"]);
     gauge("baton_peer_epoch", "The peer's epoch as last heard.", ["peer"]);
-    gauge("baton_witness_up", "1 if the witness answered within deadAfter.");
+    gauge("baton_witness_up", "1 if the witness answered within deadAfter.", ["url"]);
     gauge("baton_event_loop_lag_seconds", "How late the latest tick timer fired.");
     gauge("baton_event_loop_lag_max_seconds", "Worst tick timer lateness since start.");
     gauge("baton_event_loop_late_ticks", "Ticks later than one heartbeat interval since start.");
@@ -96,11 +96,6 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: r,
     });
-    const s = status();
-    for (const a of s.apps) {
-      this.#restarts.inc({ app: a.name }, 0);
-      for (const cause of ["start", "check", "exit"]) this.#failures.inc({ app: a.name, cause }, 0);
-    }
     for (const result of ["started", "done", "refused"]) this.#handovers.inc({ result }, 0);
     this.#takeovers.inc(0);
   }
@@ -160,6 +155,9 @@ export class Metrics {
     for (const m of Object.values(g)) m.reset();
     g.baton_build_info!.set({ version: VERSION, deno: Deno.version.deno }, 1);
     for (const a of s.apps) {
+      // Counters of every app show from the first scrape, at 0 until something happens.
+      this.#restarts.inc({ app: a.name }, 0);
+      for (const cause of ["start", "check", "exit"]) this.#failures.inc({ app: a.name, cause }, 0);
       g.baton_app_up!.set({ app: a.name }, a.state === "running" ? 1 : 0);
       for (const st of APP_STATES) {
         g.baton_app_state!.set({ app: a.name, state: st }, a.state === st ? 1 : 0);
@@ -174,7 +172,7 @@ export class Metrics {
       g.baton_peer_up!.set({ peer: p.name }, p.reachable ? 1 : 0);
       g.baton_peer_epoch!.set({ peer: p.name }, p.epoch);
     }
-    if (s.witness) g.baton_witness_up!.set(s.witness.reachable ? 1 : 0);
+    if (s.witness) g.baton_witness_up!.set({ url: s.witness.url }, s.witness.reachable ? 1 : 0);
     const lag = s.eventLoop ?? { lastLagMs: 0, maxLagMs: 0, lateTicks: 0 };
     g.baton_event_loop_lag_seconds!.set(lag.lastLagMs / 1000);
     g.baton_event_loop_lag_max_seconds!.set(lag.maxLagMs / 1000);
