@@ -7,7 +7,7 @@
  * heartbeat. Waits are polls; no timing decides pass or fail.
  */
 import assert from "node:assert/strict";
-import { LocalCluster, sampleAppCommand, type Status } from "../scripts/local_cluster.ts";
+import { freePort, LocalCluster, sampleAppCommand, type Status } from "../scripts/local_cluster.ts";
 import { SIGNATURE_HEADER, signBody } from "../src/notify/deliver.ts";
 import type { NotifyEvent } from "../src/notify/event.ts";
 import { Browser, findChromium } from "./helpers/cdp.ts";
@@ -32,6 +32,7 @@ function apps(tag: string) {
 async function withCluster(
   clusterExtra: string,
   fn: (c: LocalCluster) => Promise<void>,
+  betaArgs: string[] = [],
 ): Promise<void> {
   const tag = crypto.randomUUID().slice(0, 8);
   const c = await LocalCluster.create({
@@ -47,7 +48,7 @@ async function withCluster(
   try {
     await c.startAgent("alpha");
     await c.waitRunning("alpha", ["web", "logger"], WAIT_MS);
-    await c.startAgent("beta");
+    await c.startAgent("beta", ...betaArgs);
     await c.waitFor("beta standby, seeing alpha active", async () => {
       const s = await c.status("beta");
       return s?.role === "standby" && s.peers.some((p) => p.reachable && p.role === "active");
@@ -113,7 +114,17 @@ Deno.test(
   opts,
   async (t) => {
     const chromium = findChromium();
+    const betaHttp = `127.0.0.1:${freePort()}`;
     await withCluster("", async (c) => {
+      // beta serves its page and metrics only on --http.
+      const onHttp = await fetch(`http://${betaHttp}/`);
+      assert.equal(onHttp.status, 200);
+      assert.match(await onHttp.text(), /as seen by beta/);
+      const onNode = await fetch(`${c.url("beta")}/`);
+      await onNode.body?.cancel();
+      assert.equal(onNode.status, 404);
+      await promtool(await (await fetch(`http://${betaHttp}/metrics`)).text());
+
       // Metrics before.
       const m1 = await (await fetch(`${c.url("alpha")}/metrics`)).text();
       await promtool(m1);
@@ -200,10 +211,27 @@ Deno.test(
         assert.equal(sample(m2, "baton_app_failures_total", { app: "web", cause: "exit" }), 1);
         assert.equal(sample(m2, "baton_app_window_restarts", { app: "web" }), 1);
         assert.ok((sample(m2, "baton_heartbeat_rtt_seconds_count", { peer: "beta" }) ?? 0) > 0);
+        // A busy page and scraper: 8 clients for 2 s cost no heartbeat.
+        const end = performance.now() + 2000;
+        let requests = 0;
+        await Promise.all(Array.from({ length: 8 }, async (_, i) => {
+          while (performance.now() < end) {
+            const path = i % 2 ? "/metrics" : "/";
+            await (await fetch(`${c.url("alpha")}${path}`)).text();
+            requests++;
+          }
+        }));
+        for (const node of ["alpha", "beta"]) {
+          const res = await fetch(`${c.url(node)}/v1/events?n=1000`);
+          const evs = (await res.json()).events as { kind: string }[];
+          assert.deepEqual(evs.filter((e) => e.kind === "peer_down"), [], `${node} lost its peer`);
+        }
+        const lag = (await c.status("alpha") as unknown as { eventLoop?: unknown })?.eventLoop;
+        console.log(`${requests} page/metrics requests in 2 s; alpha's lag ${JSON.stringify(lag)}`);
       } finally {
         await browser?.close();
       }
-    });
+    }, ["--http", betaHttp]);
   },
 );
 
@@ -276,7 +304,10 @@ Deno.test(
         assert.equal(r.app, "web");
         assert.equal(r.role, "active");
         assert.match(r.reason, /restarting on this node/);
-        assert.ok(hook.got.some((e) => e.kind === "notify_failed"));
+        await c.waitFor(
+          "the failed delivery announced to the webhook",
+          () => Promise.resolve(hook.got.some((e) => e.kind === "notify_failed")),
+        );
 
         const execd = await c.waitFor("the command sink's lines", async () => {
           const lines = (await Deno.readTextFile(execOut).catch(() => "")).trim().split("\n")

@@ -72,14 +72,22 @@ export class Notifier {
     for (const w of this.#workers) this.#enqueue(w, ev);
   }
 
-  /** Stop: pending retries are abandoned, deliveries in flight are waited for. */
-  async close(): Promise<void> {
+  /**
+   * Stop: queued events and pending retries are abandoned; deliveries in flight are waited for
+   * at most `graceMs` (a hung receiver must not hold up the agent's exit).
+   */
+  async close(graceMs = 1000): Promise<void> {
     this.#closed = true;
     for (const s of this.#sleeps) {
       clearTimeout(s.timer);
       s.resolve();
     }
-    await Promise.all(this.#workers.map((w) => w.running));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#workers.map((w) => w.running)),
+      new Promise((r) => (timer = setTimeout(r, graceMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   #enqueue(w: _Worker, ev: NotifyEvent): void {

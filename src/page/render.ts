@@ -98,7 +98,12 @@ export function renderMain(snap: ClusterSnapshot): string {
     );
   }
   parts.push(`<section class="nodes">${renderNode(s, null)}`);
-  for (const p of snap.peers) parts.push(renderPeer(s, p));
+  // Every peer the node knows of, with its own status where it was fetched.
+  for (const seen of s.peers) {
+    const p = snap.peers.find((x) => x.name === seen.name) ??
+      { name: seen.name, url: seen.url, status: null, ageMs: null, error: null };
+    parts.push(renderPeer(s, p));
+  }
   parts.push(`</section>`);
   parts.push(renderWitness(s));
   parts.push(renderEvents(snap));
