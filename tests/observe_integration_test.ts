@@ -228,6 +228,24 @@ Deno.test(
         }
         const lag = (await c.status("alpha") as unknown as { eventLoop?: unknown })?.eventLoop;
         console.log(`${requests} page/metrics requests in 2 s; alpha's lag ${JSON.stringify(lag)}`);
+
+        if (browser) {
+          // beta's agent dies: the open page turns the peer's loss into a red warning.
+          await c.killAgent("beta");
+          await c.waitFor(
+            "the page to warn that beta is unreachable",
+            async () =>
+              String(
+                await browser.evaluate(
+                  `(document.querySelector(".warnings")||{}).textContent||""`,
+                ),
+              ).includes("peer beta unreachable"),
+            WAIT_MS,
+          );
+          const shot2 = shot.replace(/\.png$/, "-peer-lost.png");
+          await browser.screenshot(shot2);
+          console.log(`screenshot: ${shot2}`);
+        }
       } finally {
         await browser?.close();
       }

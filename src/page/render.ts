@@ -115,8 +115,9 @@ function badge(text: string, cls = text): string {
   return `<span class="badge b-${esc(cls)}">${esc(text)}</span>`;
 }
 
-function renderNode(s: StatusDoc, note: string | null): string {
+function renderNode(s: StatusDoc, note: string | null, unreachable = false): string {
   const flags = [
+    unreachable ? badge("unreachable", "down") : "",
     s.maintenance ? badge("maintenance", "warn") : "",
     s.handover ? badge(`handover ${s.handover.phase} → ${s.handover.to}`, "warn") : "",
   ].join(" ");
@@ -133,8 +134,8 @@ ${renderApps(s.apps)}</div>`;
 function renderPeer(self: StatusDoc, p: PeerView): string {
   const seen = self.peers.find((x) => x.name === p.name);
   if (p.status) {
-    const stale = seen && !seen.reachable ? "unreachable from here; " : "";
-    return renderNode(p.status, `${stale}fetched ${age(p.ageMs)} ago`);
+    const down = seen !== undefined && !seen.reachable;
+    return renderNode(p.status, `${down ? "last " : ""}fetched ${age(p.ageMs)} ago`, down);
   }
   const role = seen?.role ?? "unknown";
   return `<div class="card" data-node="${esc(p.name)}">
