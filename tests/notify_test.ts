@@ -17,6 +17,7 @@ import { accepts, Notifier } from "../src/notify/notifier.ts";
 import { parseManifest } from "../src/manifest/load.ts";
 import type { EventRecord } from "../src/store/event_log.ts";
 import { poll } from "../scripts/local_cluster.ts";
+import { boot, exchange, makeManifest, records } from "./helpers/core_fixtures.ts";
 
 function rec(kind: string, over: Partial<EventRecord> = {}): EventRecord {
   return {
@@ -259,4 +260,19 @@ Deno.test("cluster.notify: sinks parse with defaults; exactly one of webhook and
   );
   assert.ok(!badKind.ok);
   assert.match(JSON.stringify(badKind), /expected one of restart, escalation/);
+});
+
+Deno.test("core records manifest_mismatch once when a peer's manifest differs", () => {
+  const a = boot("alpha", makeManifest({ nodes: { alpha: 2, beta: 1 }, hash: "h-one" }));
+  const b = boot("beta", makeManifest({ nodes: { alpha: 2, beta: 1 }, hash: "h-two" }));
+  exchange(100, a, b);
+  exchange(200, a, b);
+  const mismatches = records(a.log, "manifest_mismatch");
+  assert.equal(mismatches.length, 1, JSON.stringify(mismatches));
+  assert.match(mismatches[0]!.message, /peer beta runs manifest h-two, this node h-one/);
+  assert.equal(notifyKind(rec("manifest_mismatch")), "manifest_mismatch");
+  const same = boot("alpha", makeManifest({ nodes: { alpha: 2, beta: 1 }, hash: "h" }));
+  const peer = boot("beta", makeManifest({ nodes: { alpha: 2, beta: 1 }, hash: "h" }));
+  exchange(100, same, peer);
+  assert.equal(records(same.log, "manifest_mismatch").length, 0);
 });
