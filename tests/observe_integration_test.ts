@@ -141,7 +141,11 @@ Deno.test(
       assert.ok(!/<(link|img|script) [^>]*src=/i.test(html), "the page loads an external asset");
 
       if (!chromium) {
-        t.step({ name: "browser (skipped: no chromium-headless-shell)", ignore: true, fn() {} });
+        await t.step({
+          name: "browser (skipped: no chromium-headless-shell)",
+          ignore: true,
+          fn() {},
+        });
       }
       const browser = chromium ? await Browser.launch(chromium) : null;
       // Kept after the test (the cluster's directory is not): look at it.
@@ -322,6 +326,11 @@ Deno.test(
         assert.equal(r.app, "web");
         assert.equal(r.role, "active");
         assert.match(r.reason, /restarting on this node/);
+        const sinkLabel = `webhook http://127.0.0.1:${dead.addr.port}/never`;
+        await c.waitFor("the failed delivery counted in /metrics", async () => {
+          const text = await (await fetch(`${c.url("alpha")}/metrics`)).text();
+          return (sample(text, "baton_notify_failures_total", { sink: sinkLabel }) ?? 0) >= 1;
+        });
         await c.waitFor(
           "the failed delivery announced to the webhook",
           () => Promise.resolve(hook.got.some((e) => e.kind === "notify_failed")),
