@@ -149,7 +149,7 @@ if (import.meta.main) {
   const log = get("--log");
   const suite = get("--suite");
   if (!junit) {
-    console.error("usage: test_report.ts --junit FILE.xml [--log FILE.log] [--suite NAME]");
+    console.error("usage: test_report.ts --junit FILE.xml [--log FILE.log] [--suite NAME] [--fail-skipped]");
     Deno.exit(2);
   }
   let xml = "";
@@ -161,4 +161,11 @@ if (import.meta.main) {
   }
   const text = log ? await Deno.readTextFile(log).catch(() => "") : "";
   for (const f of failures(xml, text)) console.log(failureLine(f, suite));
+  // In CI a test that skipped itself (a missing tool, no root) is a failure: .ci/run installs
+  // everything its suites need, so a skip there hides a broken install step.
+  if (args.includes("--fail-skipped")) {
+    for (const c of parseJunit(xml).filter((c) => c.skipped)) {
+      console.log(`SKIPPED${suite ? ` [${suite}]` : ""} ${c.file} > ${c.name}: ignored in CI`);
+    }
+  }
 }

@@ -208,6 +208,7 @@ export function buildProgram(): Command {
       new Option("--mode <mode>", "start-up role").choices(["auto", "active", "standby"] as const)
         .default("auto" as const),
     )
+    .option("--http <host:port>", "serve the status page and /metrics there (default: node URL)")
     .action(async (opts) => {
       const path = manifestPath(opts.manifest);
       const manifest = await loadOrExit(path);
@@ -225,6 +226,7 @@ export function buildProgram(): Command {
         stateDir,
         mode: opts.mode,
         secret,
+        ...(opts.http ? { http: opts.http } : {}),
       });
       if (code !== 0) throw new CliExit(code, "agent stopped");
     });

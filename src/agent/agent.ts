@@ -19,7 +19,7 @@ import type {
   StartMode,
 } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
-import { EventLog } from "../store/event_log.ts";
+import { EventLog, type EventRecord } from "../store/event_log.ts";
 import { acquireLock, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
@@ -68,6 +68,8 @@ export interface AgentOptions {
   findAppProcesses?: () => AppProcess[];
   /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
   isSameProcess?: (pid: number, startTime: number) => boolean;
+  /** Told of every event log record after it is written (notifications, metrics). */
+  onRecord?: (rec: EventRecord) => void;
 }
 
 /** One node's running agent. */
@@ -556,6 +558,16 @@ export class Agent {
       this.#log(`event log write failed: ${errText(err)}`);
     }
     this.#log(`${rec.time} ${rec.node} ${level.padEnd(5)} ${app ?? "-"} ${kind}: ${message}`);
+    try {
+      this.#opts.onRecord?.(rec);
+    } catch (err) {
+      this.#log(`event observer failed: ${errText(err)}`);
+    }
+  }
+
+  /** Record an event that is no decision of the core (a notification not delivered). */
+  note(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {
+    this.#record(level, app, kind, message);
   }
 }
 

@@ -12,6 +12,8 @@ import { PeerClient } from "../peer/client.ts";
 import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
+import { READ_PATHS } from "../page/read_api.ts";
+import { createObservers } from "./observers.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -21,6 +23,8 @@ export interface RunOptions {
   stateDir: string;
   mode: StartMode;
   secret: string;
+  /** `--http HOST:PORT`: serve the page and /metrics there instead of on the node's URL. */
+  http?: string;
 }
 
 /** Run the agent until SIGTERM/SIGINT. Apps keep running after the agent exits. */
@@ -48,13 +52,17 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     timeoutMs: Math.max(manifest.cluster.heartbeat.intervalMs, 100),
     caCert,
   });
-  const agent = new Agent({
+  let agent: Agent | null = null;
+  const obs = await createObservers({ manifest, node, client, agent: () => agent });
+  agent = new Agent({
     node,
     manifest,
     mode: opts.mode,
     stateDir: opts.stateDir,
     runner: new RealProcessRunner(),
-    transport: client,
+    transport: obs.transport,
+    checks: obs.checks,
+    onRecord: obs.onRecord,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);
       return r.ok
@@ -70,12 +78,14 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   // replayed here.
   const verifier = new RequestVerifier(opts.secret, { hosts: [url.host] });
   const api = createPeerApi(agent, verifier);
+  const readPaths = new Set(opts.http ? [] : READ_PATHS);
   const server = Deno.serve({
     hostname,
     port,
     onListen: () => {},
     ...serveTls,
-  }, api.fetch);
+  }, (req) => (readPaths.has(new URL(req.url).pathname) ? obs.read.app : api).fetch(req));
+  const httpServer = opts.http ? serveRead(opts.http, obs.read.app.fetch) : null;
   console.error(
     `baton: node ${node} listening on ${self.url}, state in ${opts.stateDir}, mode ${opts.mode}`,
   );
@@ -100,7 +110,22 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGINT", onInt);
   await agent.shutdown();
+  await obs.close();
   await server.shutdown();
+  await httpServer?.shutdown();
   client.close();
   return code;
+}
+
+/** Serve the read-only routes on `HOST:PORT` (`baton run --http`). */
+function serveRead(addr: string, fetch: (req: Request) => Response | Promise<Response>) {
+  const m = /^(.*):(\d+)$/.exec(addr);
+  if (!m) throw new Error(`--http: expected HOST:PORT such as 127.0.0.1:7480, found "${addr}"`);
+  const server = Deno.serve({
+    hostname: m[1]!.replace(/^\[|\]$/g, ""),
+    port: Number(m[2]),
+    onListen: () => {},
+  }, fetch);
+  console.error(`baton: status page and /metrics on http://${addr}/`);
+  return server;
 }

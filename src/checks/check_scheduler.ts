@@ -40,6 +40,8 @@ export interface CheckSchedulerOptions {
   run?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   /** Defaults to `performance.now`, `setTimeout` and `clearTimeout`. */
   timers?: CheckTimers;
+  /** Told how long each reported check took (metrics); called just before `onResult`. */
+  onTimed?: (app: string, ok: boolean, ms: number) => void;
 }
 
 const _realTimers: CheckTimers = {
@@ -78,6 +80,7 @@ interface _Watch {
  */
 export class CheckScheduler {
   #onResult: (r: CheckReport) => void;
+  #onTimed: ((app: string, ok: boolean, ms: number) => void) | null;
   #run: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   #watches = new Map<string, _Watch>();
   #timers: CheckTimers;
@@ -85,6 +88,7 @@ export class CheckScheduler {
   /** `onResult` is called once per finished check of a watched app. */
   constructor(onResult: (r: CheckReport) => void, opts: CheckSchedulerOptions = {}) {
     this.#onResult = onResult;
+    this.#onTimed = opts.onTimed ?? null;
     this.#run = opts.run ?? runCheck;
     this.#timers = opts.timers ?? _realTimers;
   }
@@ -160,6 +164,7 @@ export class CheckScheduler {
     watch.inFlight = null;
     if (watch.stopped) return;
     try {
+      this.#onTimed?.(watch.target.app, result.ok, this.#timers.now() - startedAt);
       this.#onResult({ app: watch.target.app, pid: watch.target.pid, ...result });
     } catch (e) {
       console.error(`check scheduler: onResult for ${watch.target.app} threw:`, e);

@@ -78,6 +78,15 @@ export function onPeerInfo(
   peer.epoch = info.epoch;
   peer.priority = info.priority;
   peer.maintenance = info.maintenance;
+  if (info.manifestHash !== peer.manifestHash && info.manifestHash !== state.manifest.hash) {
+    out.record(
+      "warn",
+      null,
+      "manifest_mismatch",
+      `peer ${info.node} runs manifest ${info.manifestHash.slice(0, 12)}, this node ` +
+        `${state.manifest.hash.slice(0, 12)}: run "baton reload" where the file is out of date`,
+    );
+  }
   peer.manifestHash = info.manifestHash;
   if (info.role === "active") state.seenActive = true;
   if (state.expecting && info.role === "active" && info.epoch > state.expecting.epoch) {
@@ -382,7 +391,12 @@ export function onPrepareResult(
     return;
   }
   h.phase = "stopping";
-  out.record("warn", null, "handover", `${ev.to} is ready: stopping every movable app here first`);
+  out.record(
+    "warn",
+    null,
+    "handover_ready",
+    `${ev.to} is ready: stopping every movable app here first`,
+  );
 }
 
 /** After reconcile: move the handover on once every movable app here has exited. */

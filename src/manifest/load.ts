@@ -533,6 +533,14 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       key: abs(c.tls.key),
       ca: c.tls.ca === undefined ? null : abs(c.tls.ca),
     },
+    notify: (c.notify ?? []).map((n) => ({
+      webhook: n.webhook ?? null,
+      exec: n.exec ?? null,
+      secretFile: n.secretFile === undefined ? null : abs(n.secretFile),
+      kinds: n.kinds ?? null,
+      level: n.level,
+      timeoutMs: n.timeout,
+    })),
   };
   const hash = await _sha256Hex(_canonicalJson({ cluster, nodes, apps }));
   return { cluster, nodes, apps, hash, path };

@@ -17,6 +17,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
+import { NOTIFY_KINDS } from "./types.ts";
 
 /** Signal names accepted by `stop.signal`. */
 export const KNOWN_SIGNALS = [
@@ -342,6 +343,37 @@ const _TlsSchema = z.strictObject({
   ca: _nonEmptyString("a CA file path").optional(),
 }, { error: _wrong("a mapping { cert, key, ca }") });
 
+/** One sink under `cluster.notify`: exactly one of `webhook` and `exec`, plus filters. */
+export const NotifySinkSchema = z.strictObject({
+  webhook: _httpUrl("the webhook URL").optional(),
+  exec: CommandSchema.optional(),
+  secretFile: _nonEmptyString("a secret file path").optional(),
+  kinds: z.array(
+    z.enum(NOTIFY_KINDS, { error: _wrong(`one of ${NOTIFY_KINDS.join(", ")}`) }),
+    { error: _wrong("a list of event kinds such as [restart, takeover]") },
+  ).min(1, { error: "expected at least one kind, found an empty list" }).optional(),
+  level: z.enum(["info", "warn", "error"], { error: _wrong("info, warn or error") })
+    .default("info"),
+  timeout: PositiveDurationSchema.default(5000),
+}, { error: _wrong("a sink mapping { webhook: URL } or { exec: [cmd, args...] }") })
+  .superRefine((sink, ctx) => {
+    if ((sink.webhook === undefined) === (sink.exec === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "expected exactly one of webhook or exec in a notify sink, found " +
+          (sink.webhook === undefined ? "neither" : "both"),
+        input: sink,
+      });
+    } else if (sink.exec !== undefined && sink.secretFile !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: "secretFile signs webhook bodies: expected it with webhook, found it with exec",
+        path: ["secretFile"],
+        input: sink.secretFile,
+      });
+    }
+  });
+
 /** `cluster:`. A missing or empty `cluster:` gets every default. */
 export const ClusterSchema = z.strictObject({
   name: _nonEmptyString("a cluster name").regex(NAME_PATTERN, {
@@ -356,6 +388,7 @@ export const ClusterSchema = z.strictObject({
   fence: CommandSchema.optional(),
   failedCooldown: PositiveDurationSchema.optional(),
   tls: _TlsSchema.optional(),
+  notify: z.array(NotifySinkSchema, { error: _wrong("a list of sinks") }).optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

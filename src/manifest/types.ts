@@ -65,6 +65,48 @@ export interface WitnessSpec {
   url: string;
 }
 
+/** Kinds of notification a sink can ask for (`cluster.notify[].kinds`). */
+export const NOTIFY_KINDS = [
+  "restart",
+  "escalation",
+  "handover_started",
+  "handover_done",
+  "takeover",
+  "self_fence",
+  "fence_run",
+  "fence_failed",
+  "node_failed",
+  "node_cleared",
+  "peer_lost",
+  "peer_back",
+  "witness_lost",
+  "witness_back",
+  "manifest_mismatch",
+  "maintenance_on",
+  "maintenance_off",
+  "flapping",
+  "notify_failed",
+] as const;
+
+/** One kind of notification. */
+export type NotifyKind = typeof NOTIFY_KINDS[number];
+
+/** One notification sink under `cluster.notify`: a webhook or a command. */
+export interface NotifySink {
+  /** URL that gets one JSON POST per event (null for a command sink). */
+  webhook: string | null;
+  /** Command run once per event with `BATON_EVENT_*` variables (null for a webhook). */
+  exec: string[] | null;
+  /** File holding the key that signs webhook bodies (HMAC-SHA256); null: unsigned. */
+  secretFile: string | null;
+  /** Only these kinds; null: every kind. */
+  kinds: NotifyKind[] | null;
+  /** Lowest level delivered. */
+  level: "info" | "warn" | "error";
+  /** Bound of one delivery attempt. */
+  timeoutMs: number;
+}
+
 /** The whole manifest, normalized. */
 export interface Manifest {
   cluster: {
@@ -82,6 +124,8 @@ export interface Manifest {
     /** A failed node becomes standby again after this long; null = only `baton clear`. */
     failedCooldownMs: number | null;
     tls: { cert: string; key: string; ca: string | null } | null;
+    /** Where events are announced (`cluster.notify`); absent or empty: nowhere. */
+    notify?: NotifySink[];
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;

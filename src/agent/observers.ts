@@ -1,0 +1,144 @@
+/**
+ * What watches the agent without deciding anything: metrics, notifications and the status
+ * page. Wired by `baton run` around an {@linkcode Agent}: the agent's records feed the
+ * metrics, the notifier and the flapping check; the heartbeat transport and the check loop
+ * are timed for the histograms. Nothing here can hold up the agent: every observer is
+ * synchronous and cheap, or hands its work to a bounded background queue.
+ *
+ * @example
+ * ```ts
+ * const obs = await createObservers({ manifest, node, client, agent: () => agent });
+ * const agent = new Agent({ ...opts, transport: obs.transport, checks: obs.checks,
+ *   onRecord: obs.onRecord });
+ * ```
+ *
+ * @module
+ */
+import { CheckScheduler } from "../checks/check_scheduler.ts";
+import type { Manifest } from "../manifest/types.ts";
+import { Metrics } from "../metrics/metrics.ts";
+import type { LoadedSink } from "../notify/deliver.ts";
+import { FlapDetector, toNotification } from "../notify/event.ts";
+import { Notifier, type NotifierOptions } from "../notify/notifier.ts";
+import { ClusterView } from "../page/cluster_view.ts";
+import { ReadApi } from "../page/read_api.ts";
+import { loadSecret } from "../peer/secret.ts";
+import type { EventRecord } from "../store/event_log.ts";
+import type { Agent } from "./agent.ts";
+import type { PeerTransport } from "./peer_link.ts";
+
+/** The client the observers use (a `PeerClient` fits). */
+export interface ObservedClient extends PeerTransport {
+  get<T>(baseUrl: string, path: string, timeoutMs?: number): Promise<T>;
+}
+
+/** Options of {@linkcode createObservers}. */
+export interface ObserverOptions {
+  manifest: Manifest;
+  node: string;
+  client: ObservedClient;
+  /** The agent, once built (records can only come after). */
+  agent: () => Agent | null;
+  /** Notifier tuning (tests). */
+  notifier?: Partial<NotifierOptions>;
+}
+
+/** The wired observers. */
+export interface Observers {
+  metrics: Metrics;
+  notifier: Notifier;
+  read: ReadApi;
+  /** The peer transport, timing acknowledged heartbeats. */
+  transport: PeerTransport;
+  /** The check loop, timing each check. */
+  checks: CheckScheduler;
+  /** Give to the agent as `onRecord`. */
+  onRecord: (rec: EventRecord) => void;
+  /** Stop streams and notification deliveries. */
+  close(): Promise<void>;
+}
+
+/**
+ * Build the observers. Throws if a notify sink's secret file cannot be loaded: better to
+ * refuse to start than to send unsigned notifications to a receiver expecting signed ones.
+ */
+export async function createObservers(opts: ObserverOptions): Promise<Observers> {
+  const { manifest, node, client } = opts;
+  const status = () => {
+    const a = opts.agent();
+    if (!a) throw new Error("agent not started");
+    return a.status();
+  };
+  const metrics = new Metrics(status, { node, cluster: manifest.cluster.name });
+  const sinks: LoadedSink[] = [];
+  for (const sink of manifest.cluster.notify ?? []) {
+    let key: string | null = null;
+    if (sink.secretFile !== null) {
+      const r = await loadSecret({ env: undefined, file: sink.secretFile });
+      if (!r.ok) throw new Error(`cluster.notify ${sink.webhook}: ${r.error}`);
+      key = r.secret;
+    }
+    sinks.push({ sink, key });
+  }
+  const notifier = new Notifier(sinks, {
+    onFailure: (sink, ev, why) => {
+      metrics.notifyFailed(sink);
+      opts.agent()?.note("error", ev.app, "notify_failed", `${sink}: ${ev.kind}: ${why}`);
+    },
+    ...opts.notifier,
+  });
+  const flaps = new FlapDetector();
+  const onRecord = (rec: EventRecord) => {
+    metrics.onRecord(rec);
+    const agent = opts.agent();
+    const n = toNotification(rec, {
+      cluster: agent?.state.manifest.cluster.name ?? manifest.cluster.name,
+      role: agent?.state.role ?? "unknown",
+    });
+    if (n) notifier.push(n);
+    const flapping = flaps.observe(rec, performance.now());
+    if (flapping) agent?.note("warn", rec.app, "flapping", flapping);
+  };
+
+  const peerByUrl = (url: string) => {
+    const m = opts.agent()?.state.manifest ?? manifest;
+    return Object.values(m.nodes).find((n) => n.url === url)?.name ?? url;
+  };
+  const transport: PeerTransport = {
+    post<T>(baseUrl: string, path: string, body: unknown, timeoutMs?: number): Promise<T> {
+      const t0 = performance.now();
+      const p = client.post<T>(baseUrl, path, body, timeoutMs);
+      if (path === "/v1/heartbeat") {
+        p.then(
+          () => metrics.observeHeartbeat(peerByUrl(baseUrl), performance.now() - t0),
+          () => {},
+        );
+      }
+      return p;
+    },
+  };
+  const checks = new CheckScheduler(
+    (r) =>
+      opts.agent()?.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail }),
+    { onTimed: (app, ok, ms) => metrics.observeCheck(app, ok, ms) },
+  );
+  const periodMs = Math.max(manifest.cluster.heartbeat.intervalMs, 100);
+  const view = new ClusterView({
+    self: status,
+    get: (url, path, timeoutMs) => client.get(url, path, timeoutMs),
+    periodMs,
+  });
+  const read = new ReadApi({ view, metrics, periodMs });
+  return {
+    metrics,
+    notifier,
+    read,
+    transport,
+    checks,
+    onRecord,
+    async close() {
+      read.close();
+      await notifier.close();
+    },
+  };
+}
