@@ -165,6 +165,9 @@ export class Agent {
       }
     }
     this.#adoptOrphans(adopted, lost);
+    for (const app of this.#opts.runner.cleanStale?.(adopted.map((a) => a.app)) ?? []) {
+      this.#record("warn", app, "stale_killed", "processes left by a dead copy: cgroup killed");
+    }
     this.dispatch({ type: "boot", persisted, adopted, lost });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
@@ -182,7 +185,7 @@ export class Agent {
   #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
     const m = this.#opts.manifest;
     const find = this.#opts.findAppProcesses ??
-      (() => findAppProcesses(m.cluster.name, this.#opts.node));
+      (() => findAppProcesses(m.cluster.name, this.#opts.node, this.#opts.runner.cgroups ?? null));
     for (const p of find()) {
       if (adopted.some((a) => a.pid === p.pid)) continue;
       const spec = m.apps[p.app];
@@ -329,6 +332,10 @@ export class Agent {
     if (this.#persistError !== null) {
       // The role shown may not be on disk: nothing is started under it until it is.
       doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
+    }
+    const runner = this.#opts.runner;
+    if (runner.containment) {
+      for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
     }
     return {
       ...doc,

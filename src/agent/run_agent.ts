@@ -12,6 +12,7 @@ import { PeerClient } from "../peer/client.ts";
 import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
+import { openNodeCgroups } from "../supervisor/cgroup.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -53,7 +54,8 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     manifest,
     mode: opts.mode,
     stateDir: opts.stateDir,
-    runner: new RealProcessRunner(),
+    // One cgroup v2 per app where the hierarchy is writable, else process groups.
+    runner: new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) }),
     transport: client,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);

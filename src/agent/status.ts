@@ -21,6 +21,8 @@ export interface AppStatus {
   check: string;
   lastCheck: { ok: boolean; detail: string; ageMs: number } | null;
   lastFailure: string | null;
+  /** How a stop reaches everything the app started (filled in by the agent). */
+  containment?: "cgroup" | "process group" | "pid" | null;
 }
 
 /** One peer as this node sees it. */
