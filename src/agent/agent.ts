@@ -24,6 +24,7 @@ import { acquireLock, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import type { LeaseSink } from "../guard/lease_driver.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
@@ -68,6 +69,8 @@ export interface AgentOptions {
   findAppProcesses?: () => AppProcess[];
   /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
   isSameProcess?: (pid: number, startTime: number) => boolean;
+  /** The lease that outlives the agent (src/guard/): told after every step. Absent: none. */
+  lease?: LeaseSink;
 }
 
 /** One node's running agent. */
@@ -124,9 +127,13 @@ export class Agent {
       (e) => this.dispatch(e),
       () => this.#clock.now(),
     );
-    opts.runner.onExit((exit) =>
-      this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail })
-    );
+    opts.runner.onExit((exit) => {
+      // Timers first: an exit seen late (a paused agent, the guard fenced) must find the core
+      // already fenced, not restart an app whose lease ran out.
+      this.dispatch({ type: "tick" });
+      this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail });
+    });
+    opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
   }
 
   /**
@@ -220,6 +227,7 @@ export class Agent {
     const now = this.#clock.now();
     const { actions } = step(this.state, event, now);
     this.#execute(actions);
+    this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     // Which process a check loop watches changes only with a decision, and a decision acts.
     if (actions.length > 0) this.#syncChecks();
     if (!this.#adaptive) return;
@@ -337,6 +345,7 @@ export class Agent {
     if (runner.containment) {
       for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
     }
+    if (this.#opts.lease) doc.guard = this.#opts.lease.status();
     return {
       ...doc,
       eventLoop: {
@@ -363,6 +372,7 @@ export class Agent {
     if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
+    this.#opts.lease?.close();
     for (const resolve of this.#pending.values()) {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }

@@ -13,6 +13,7 @@ import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
+import { GuardLeaseDriver } from "../guard/lease_driver.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -49,13 +50,16 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     timeoutMs: Math.max(manifest.cluster.heartbeat.intervalMs, 100),
     caCert,
   });
+  // One cgroup v2 per app where the hierarchy is writable, else process groups.
+  const runner = new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) });
   const agent = new Agent({
     node,
     manifest,
     mode: opts.mode,
     stateDir: opts.stateDir,
-    // One cgroup v2 per app where the hierarchy is writable, else process groups.
-    runner: new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) }),
+    runner,
+    // The movable apps die when the lease runs out, even if this agent is dead or paused.
+    lease: new GuardLeaseDriver(`${opts.stateDir}/guard`, runner.cgroups),
     transport: client,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);

@@ -64,6 +64,8 @@ export interface StatusDoc {
    * agent (absent from a document built by {@linkcode buildStatus} alone).
    */
   eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
+  /** The per-host guard holding the lease (filled in by the agent; absent without one). */
+  guard?: Record<string, unknown>;
 }
 
 /** Build the status document. */
