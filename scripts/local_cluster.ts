@@ -269,7 +269,20 @@ export class LocalCluster {
     }
     await this.killAgent(node);
     for (const pid of await this.recordedPids(node)) pids.add(pid);
+    // The node's guard (src/guard/) dies with the host too, first: it must not act on its own.
+    const guard = this.guardPid(node);
+    if (guard !== null) killGroup(guard);
     for (const pid of pids) killGroup(pid);
+  }
+
+  /** PID of the node's guard (the lease keeper), or null if it has none running. */
+  guardPid(node: string): number | null {
+    try {
+      const [pid] = Deno.readTextFileSync(`${this.stateDir(node)}/guard/pid`).trim().split(" ");
+      return pid !== undefined && alive(Number(pid)) ? Number(pid) : null;
+    } catch {
+      return null;
+    }
   }
 
   /** PIDs in a node's state file. */
