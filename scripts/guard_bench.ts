@@ -14,17 +14,8 @@ const guard = new GuardProcess(`${dir}/guard`, () => {});
 guard.open();
 const toUptime = uptimeClock();
 const pid = guard.status().pid!;
-console.log(
-  `guard scheduling: ${
-    new Deno.Command("ps", { args: ["-o", "cls=,rtprio=", "-p", String(pid)] }).outputSync().stdout
-        .length
-      ? new TextDecoder().decode(
-        new Deno.Command("ps", { args: ["-o", "cls=,rtprio=", "-p", String(pid)] }).outputSync()
-          .stdout,
-      ).trim()
-      : "?"
-  }`,
-);
+const ps = new Deno.Command("ps", { args: ["-o", "cls=,rtprio=", "-p", String(pid)] }).outputSync();
+console.log(`guard scheduling (class, rt priority): ${new TextDecoder().decode(ps.stdout).trim()}`);
 const rss = () => Number(Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+)/)![1]);
 const idle = rss();
 for (let i = 0; i < 2000; i++) {
