@@ -345,7 +345,11 @@ export class Agent {
     if (runner.containment) {
       for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
     }
-    if (this.#opts.lease) doc.guard = this.#opts.lease.status();
+    if (this.#opts.lease) {
+      doc.guard = this.#opts.lease.status();
+      const error = doc.guard["error"];
+      if (typeof error === "string") doc.warnings.push(`GUARD: ${error}`);
+    }
     return {
       ...doc,
       eventLoop: {
