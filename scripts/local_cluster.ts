@@ -365,6 +365,11 @@ export class LocalCluster {
     const pids: number[] = [];
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const node of [...this.agents.keys()]) await this.killHost(node);
+    // Guards of agents killed earlier (killAgent) outlive them by design: not the cluster.
+    for (const n of this.#opts.nodes) {
+      const guard = this.guardPid(n.name);
+      if (guard !== null) killGroup(guard);
+    }
     await this.killWitness();
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const pid of pids) killGroup(pid);
