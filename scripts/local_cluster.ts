@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
 export const BATON_FLAGS = ["--allow-all", "--no-prompt"];
@@ -375,6 +376,10 @@ export class LocalCluster {
     for (const pid of pids) killGroup(pid);
     this.#client?.close();
     this.#client = null;
+    // The apps' cgroups empty once the SIGKILLs above are delivered: retry for a moment.
+    for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     if (!opts.keepDir && !this.#opts.dir) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }

@@ -240,6 +240,31 @@ export function releaseNodeCgroups(tree: NodeCgroups): void {
   removeCgroup(tree.dir.replace(/\/[^/]+$/, ""));
 }
 
+/**
+ * Removes the cgroups a cluster's nodes left on this host (every empty one, leaves first), for
+ * test clusters that share one host. Populated cgroups are kept. Returns whether some of them
+ * are still there.
+ *
+ * @example
+ * ```ts
+ * removeClusterCgroups("local-1a2b3c4d");
+ * ```
+ */
+export function removeClusterCgroups(cluster: string): boolean {
+  const mount = cgroup2Mount();
+  const own = cgroupOf("self");
+  if (mount === null || own === null || !_safeName(cluster)) return false;
+  const root = `${mount}${own === "/" ? "" : own}/baton/${cluster}`;
+  const walk = (dir: string) => {
+    try {
+      for (const e of Deno.readDirSync(dir)) if (e.isDirectory) walk(`${dir}/${e.name}`);
+    } catch { /* gone */ }
+    removeCgroup(dir);
+  };
+  walk(root);
+  return _exists(root);
+}
+
 /** The app whose cgroup `pid` is in, if it is one of this node's app cgroups. */
 export function appOfCgroup(tree: NodeCgroups, pid: number): string | null {
   const path = cgroupOf(pid);
