@@ -15,6 +15,29 @@ import { findAppProcesses } from "./proc_census.ts";
 import { formatReport, WorkerSampler } from "./sampler.ts";
 
 const MOVABLE = ["web"];
+const ESCAPER = [
+  "sh",
+  "-c",
+  "setsid sleep 300 & (setsid sh -c 'sleep 300 & exit' &); exec sleep 300",
+];
+
+/** Live processes of app `esc` started on `node` (the app, its setsid child, its daemon). */
+function escOn(run: string, node: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`).split("\0");
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      if (
+        env.includes(`${RUN_MARK}=${run}`) && env.includes("BATON_APP=esc") &&
+        env.includes(`BATON_NODE=${node}`)
+      ) pids.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
 
 async function twoNodes(run: string): Promise<LocalCluster> {
   const env = { [RUN_MARK]: run };
@@ -24,7 +47,12 @@ async function twoNodes(run: string): Promise<LocalCluster> {
     appPorts: 1,
     interval: "200ms",
     deadAfter: "1s",
-    apps: ([web]) => appsYaml([{ name: "web", port: web!, env, check: null }]),
+    apps: ([web]) =>
+      appsYaml([
+        { name: "web", port: web!, env, check: null },
+        // Leaves a setsid child and a daemon (double fork + setsid) outside its process group.
+        { name: "esc", port: 0, env, check: null, command: ESCAPER },
+      ]),
   });
 }
 
@@ -58,14 +86,15 @@ async function withCluster(
   try {
     cluster.startWitness();
     await cluster.startAgent("alpha");
-    await cluster.waitRunning("alpha", ["web"], 30_000);
+    await cluster.waitRunning("alpha", ["web", "esc"], 30_000);
+    await poll("esc and its 2 escapees on alpha", () => escOn(run, "alpha").length === 3, 20_000);
     await cluster.startAgent("beta");
     await cluster.waitRole("beta", "standby", 30_000);
     await poll("alpha's guard armed", async () => {
       const g = guardOf(await cluster.status("alpha"));
       return g?.["lease"] === "armed";
     }, 20_000);
-    await poll("web recorded", async () => (await cluster.recordedPids("alpha")).length === 1);
+    await poll("apps recorded", async () => (await cluster.recordedPids("alpha")).length === 2);
     sampler = await WorkerSampler.start(MOVABLE, { kind: "env", mark: RUN_MARK, value: run }, {
       nice: -10,
     });
@@ -98,6 +127,7 @@ Deno.test({
       measured("guard SIGSTOP 3 s", formatReport(report));
       assert.equal(report.duplicateSamples, 0, "expected no sample with web on two hosts");
       assert.deepEqual(webHosts(run), ["beta"]);
+      assert.deepEqual(escOn(run, "alpha"), [], "no grandchild of esc survives the fence");
     });
   },
 });
@@ -124,6 +154,11 @@ Deno.test({
       assert.ok(
         report.transitions.some((t) => t.app === "web" && t.hosts.join() === "beta"),
         "expected the standby to take web over",
+      );
+      assert.deepEqual(
+        escOn(run, webHosts(run)[0] === "alpha" ? "beta" : "alpha"),
+        [],
+        "no grandchild of esc survives where it was fenced",
       );
     });
   },
