@@ -274,6 +274,8 @@ export class LocalCluster {
     const guard = this.guardPid(node);
     if (guard !== null) killGroup(guard);
     for (const pid of pids) killGroup(pid);
+    // And whatever the apps started outside their process groups (their cgroups).
+    removeClusterCgroups(`local-${this.id}`, { node, kill: true });
   }
 
   /** PID of the node's guard (the lease keeper), or null if it has none running. */
@@ -377,7 +379,7 @@ export class LocalCluster {
     this.#client?.close();
     this.#client = null;
     // The apps' cgroups empty once the SIGKILLs above are delivered: retry for a moment.
-    for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`); i++) {
+    for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`, { kill: true }); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!opts.keepDir && !this.#opts.dir) {

@@ -3,6 +3,12 @@ import { fenceDeadline } from "../src/core/lease.ts";
 import { GUARD_GRACE_MS, leaseOrder } from "../src/guard/lease.ts";
 import { GuardProcess, uptimeClock } from "../src/guard/guard.ts";
 import { isSameProcess, readProcStat } from "../src/supervisor/proc.ts";
+import {
+  cgroupPids,
+  openNodeCgroups,
+  prepareAppCgroup,
+  removeClusterCgroups,
+} from "../src/supervisor/cgroup.ts";
 import { appSpec, boot, HB, makeManifest, runCluster } from "./helpers/core_fixtures.ts";
 
 const WEB = appSpec("web");
@@ -160,3 +166,52 @@ Deno.test("GuardProcess: a guard that dies is replaced at once with the same lea
   assert.ok(w.reports.includes("guard_replaced"));
   assert.equal((await w.victim.status).signal, "SIGKILL", "the new guard holds the same lease");
 });
+
+Deno.test({
+  name: "GuardProcess: on expiry it kills a whole cgroup, setsid children and daemons included",
+  ignore: !_cgroupsWritable(),
+  fn: async () => {
+    await using w = await guardWorld();
+    const tree = openNodeCgroups(`g${Deno.pid}x${crypto.randomUUID().slice(0, 6)}`, "alpha")!;
+    const dir = prepareAppCgroup(tree, "esc")!;
+    const app = new Deno.Command("sh", {
+      args: [
+        "-c",
+        `echo $$ > ${dir}/cgroup.procs; setsid sleep 60 & (setsid sh -c 'sleep 60 & exit' &); ` +
+        "exec sleep 60",
+      ],
+      detached: true,
+    }).spawn();
+    const end = Date.now() + 10_000;
+    const sleeps = () =>
+      cgroupPids(dir).filter((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === "sleep";
+        } catch {
+          return false;
+        }
+      });
+    // The leader, its setsid child and the daemon, once the daemon's parent has exited.
+    while (
+      (sleeps().length < 3 || cgroupPids(dir).length !== 3) && Date.now() < end
+    ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const members = cgroupPids(dir).map((pid) => ({ pid, start: readProcStat(pid)!.startTime }));
+    assert.equal(members.length, 3);
+    w.guard.setTargets([`cg ${dir}`]);
+    w.guard.arm(w.toUptime(performance.now() + 100));
+    assert.equal((await app.status).signal, "SIGKILL");
+    while (members.some((m) => isSameProcess(m.pid, m.start)) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(members.filter((m) => isSameProcess(m.pid, m.start)), []);
+    removeClusterCgroups(tree.dir.split("/").at(-2)!, { kill: true });
+  },
+});
+
+function _cgroupsWritable(): boolean {
+  const ok = openNodeCgroups(`gprobe${Deno.pid}`, "n") !== null;
+  removeClusterCgroups(`gprobe${Deno.pid}`);
+  return ok;
+}

@@ -241,24 +241,30 @@ export function releaseNodeCgroups(tree: NodeCgroups): void {
 }
 
 /**
- * Removes the cgroups a cluster's nodes left on this host (every empty one, leaves first), for
- * test clusters that share one host. Populated cgroups are kept. Returns whether some of them
- * are still there.
+ * Removes the cgroups a cluster's nodes (or one node) left on this host, every empty one, leaves
+ * first; with `kill`, what still runs in them is SIGKILLed first (a test cluster's host dies).
+ * For test clusters that share one host. Returns whether some of them are still there.
  *
  * @example
  * ```ts
- * removeClusterCgroups("local-1a2b3c4d");
+ * removeClusterCgroups("local-1a2b3c4d", { node: "alpha", kill: true });
  * ```
  */
-export function removeClusterCgroups(cluster: string): boolean {
+export function removeClusterCgroups(
+  cluster: string,
+  opts: { node?: string; kill?: boolean } = {},
+): boolean {
   const mount = cgroup2Mount();
   const own = cgroupOf("self");
   if (mount === null || own === null || !_safeName(cluster)) return false;
-  const root = `${mount}${own === "/" ? "" : own}/baton/${cluster}`;
+  if (opts.node !== undefined && !_safeName(opts.node)) return false;
+  const root = `${mount}${own === "/" ? "" : own}/baton/${cluster}` +
+    (opts.node !== undefined ? `/${opts.node}` : "");
   const walk = (dir: string) => {
     try {
       for (const e of Deno.readDirSync(dir)) if (e.isDirectory) walk(`${dir}/${e.name}`);
     } catch { /* gone */ }
+    if (opts.kill && cgroupPids(dir).length > 0) killCgroup(dir);
     removeCgroup(dir);
   };
   walk(root);
