@@ -194,3 +194,47 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "guard: the active's agent SIGKILLed for good → its apps die at fenceAfter, web on beta",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await withCluster("guard SIGKILL for good", async (c, run, sampler) => {
+      await c.killAgent("alpha", "SIGKILL");
+      await c.waitRunning("beta", ["web", "esc"], 20_000);
+      await sleep(2000);
+      const report = await sampler.stop();
+      measured("guard SIGKILL, no restart", formatReport(report));
+      assert.equal(report.duplicateSamples, 0, "expected no sample with web on two hosts");
+      assert.deepEqual(webHosts(run), ["beta"]);
+      assert.deepEqual(escOn(run, "alpha"), [], "nothing of esc survives on alpha");
+    });
+  },
+});
+
+Deno.test({
+  name: "guard: the active's agent restarts with a manifest that no longer loads → it exits, " +
+    "its apps die at fenceAfter, web on beta",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await withCluster("guard bad manifest at start", async (c, run, sampler) => {
+      await c.killAgent("alpha", "SIGKILL");
+      const good = await Deno.readTextFile(c.manifest);
+      await Deno.writeTextFile(c.manifest, `${good}\n  broken: [unclosed\n`);
+      await c.startAgent("alpha");
+      const agent = c.agents.get("alpha")!;
+      const status = await agent.status;
+      assert.notEqual(status.code, 0, "expected the agent to refuse the manifest");
+      c.agents.delete("alpha");
+      await c.waitRunning("beta", ["web", "esc"], 20_000);
+      await sleep(1000);
+      const report = await sampler.stop();
+      measured("guard bad manifest at start", formatReport(report));
+      assert.equal(report.duplicateSamples, 0, "expected no sample with web on two hosts");
+      assert.deepEqual(webHosts(run), ["beta"]);
+      assert.deepEqual(escOn(run, "alpha"), []);
+    });
+  },
+});
