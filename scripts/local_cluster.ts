@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
 export const BATON_FLAGS = ["--allow-all", "--no-prompt"];
@@ -279,7 +280,22 @@ export class LocalCluster {
     }
     await this.killAgent(node);
     for (const pid of await this.recordedPids(node)) pids.add(pid);
+    // The node's guard (src/guard/) dies with the host too, first: it must not act on its own.
+    const guard = this.guardPid(node);
+    if (guard !== null) killGroup(guard);
     for (const pid of pids) killGroup(pid);
+    // And whatever the apps started outside their process groups (their cgroups).
+    removeClusterCgroups(`local-${this.id}`, { node, kill: true });
+  }
+
+  /** PID of the node's guard (the lease keeper), or null if it has none running. */
+  guardPid(node: string): number | null {
+    try {
+      const [pid] = Deno.readTextFileSync(`${this.stateDir(node)}/guard/pid`).trim().split(" ");
+      return pid !== undefined && alive(Number(pid)) ? Number(pid) : null;
+    } catch {
+      return null;
+    }
   }
 
   /** PIDs in a node's state file. */
@@ -362,11 +378,20 @@ export class LocalCluster {
     const pids: number[] = [];
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const node of [...this.agents.keys()]) await this.killHost(node);
+    // Guards of agents killed earlier (killAgent) outlive them by design: not the cluster.
+    for (const n of this.#opts.nodes) {
+      const guard = this.guardPid(n.name);
+      if (guard !== null) killGroup(guard);
+    }
     await this.killWitness();
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
     for (const pid of pids) killGroup(pid);
     this.#client?.close();
     this.#client = null;
+    // The apps' cgroups empty once the SIGKILLs above are delivered: retry for a moment.
+    for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`, { kill: true }); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     if (!opts.keepDir && !this.#opts.dir) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }

@@ -23,14 +23,15 @@ export function formatStatus(doc: StatusDoc): string {
   }
   for (const w of doc.warnings) lines.push(`  ! ${w}`);
   lines.push("");
-  lines.push("APP              STATE     PID      RESTARTS  MOVABLE  CHECK");
+  lines.push("APP              STATE     PID      RESTARTS  MOVABLE  KILLS          CHECK");
   for (const a of doc.apps) {
     const check = a.lastCheck
       ? `${a.check} ${a.lastCheck.ok ? "ok" : "FAIL"}: ${a.lastCheck.detail}`
       : a.check;
     lines.push(
       `${a.name.padEnd(16)} ${a.state.padEnd(9)} ${String(a.pid ?? "-").padEnd(8)} ` +
-        `${String(a.restarts).padEnd(9)} ${(a.movable ? "yes" : "no").padEnd(8)} ${check}`,
+        `${String(a.restarts).padEnd(9)} ${(a.movable ? "yes" : "no").padEnd(8)} ` +
+        `${(a.containment ?? "-").padEnd(14)} ${check}`,
     );
   }
   if (doc.peers.length) {

@@ -24,6 +24,7 @@ import { acquireLock, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import type { LeaseSink } from "../guard/lease_driver.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
@@ -70,6 +71,8 @@ export interface AgentOptions {
   isSameProcess?: (pid: number, startTime: number) => boolean;
   /** Told of every event log record after it is written (notifications, metrics). */
   onRecord?: (rec: EventRecord) => void;
+  /** The lease that outlives the agent (src/guard/): told after every step. Absent: none. */
+  lease?: LeaseSink;
 }
 
 /** One node's running agent. */
@@ -126,9 +129,13 @@ export class Agent {
       (e) => this.dispatch(e),
       () => this.#clock.now(),
     );
-    opts.runner.onExit((exit) =>
-      this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail })
-    );
+    opts.runner.onExit((exit) => {
+      // Timers first: an exit seen late (a paused agent, the guard fenced) must find the core
+      // already fenced, not restart an app whose lease ran out.
+      this.dispatch({ type: "tick" });
+      this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail });
+    });
+    opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
   }
 
   /**
@@ -167,6 +174,9 @@ export class Agent {
       }
     }
     this.#adoptOrphans(adopted, lost);
+    for (const app of this.#opts.runner.cleanStale?.(adopted.map((a) => a.app)) ?? []) {
+      this.#record("warn", app, "stale_killed", "processes left by a dead copy: cgroup killed");
+    }
     this.dispatch({ type: "boot", persisted, adopted, lost });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
@@ -184,7 +194,7 @@ export class Agent {
   #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
     const m = this.#opts.manifest;
     const find = this.#opts.findAppProcesses ??
-      (() => findAppProcesses(m.cluster.name, this.#opts.node));
+      (() => findAppProcesses(m.cluster.name, this.#opts.node, this.#opts.runner.cgroups ?? null));
     for (const p of find()) {
       if (adopted.some((a) => a.pid === p.pid)) continue;
       const spec = m.apps[p.app];
@@ -219,6 +229,7 @@ export class Agent {
     const now = this.#clock.now();
     const { actions } = step(this.state, event, now);
     this.#execute(actions);
+    this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     // Which process a check loop watches changes only with a decision, and a decision acts.
     if (actions.length > 0) this.#syncChecks();
     if (!this.#adaptive) return;
@@ -332,6 +343,15 @@ export class Agent {
       // The role shown may not be on disk: nothing is started under it until it is.
       doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
     }
+    const runner = this.#opts.runner;
+    if (runner.containment) {
+      for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
+    }
+    if (this.#opts.lease) {
+      doc.guard = this.#opts.lease.status();
+      const error = doc.guard["error"];
+      if (typeof error === "string") doc.warnings.push(`GUARD: ${error}`);
+    }
     return {
       ...doc,
       eventLoop: {
@@ -358,6 +378,7 @@ export class Agent {
     if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
+    this.#opts.lease?.close();
     for (const resolve of this.#pending.values()) {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }

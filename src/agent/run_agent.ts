@@ -14,6 +14,8 @@ import { createPeerApi } from "../peer/peer_api.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
+import { openNodeCgroups } from "../supervisor/cgroup.ts";
+import { GuardLeaseDriver } from "../guard/lease_driver.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -52,6 +54,8 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     timeoutMs: Math.max(manifest.cluster.heartbeat.intervalMs, 100),
     caCert,
   });
+  // One cgroup v2 per app where the hierarchy is writable, else process groups.
+  const runner = new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) });
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });
   agent = new Agent({
@@ -59,7 +63,9 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     manifest,
     mode: opts.mode,
     stateDir: opts.stateDir,
-    runner: new RealProcessRunner(),
+    runner,
+    // The movable apps die when the lease runs out, even if this agent is dead or paused.
+    lease: new GuardLeaseDriver(`${opts.stateDir}/guard`, runner.cgroups),
     transport: obs.transport,
     checks: obs.checks,
     onRecord: obs.onRecord,

@@ -21,6 +21,8 @@ export interface AppStatus {
   check: string;
   lastCheck: { ok: boolean; detail: string; ageMs: number } | null;
   lastFailure: string | null;
+  /** How a stop reaches everything the app started (filled in by the agent). */
+  containment?: "cgroup" | "process group" | "pid" | null;
 }
 
 /** One peer as this node sees it. */
@@ -62,6 +64,8 @@ export interface StatusDoc {
    * agent (absent from a document built by {@linkcode buildStatus} alone).
    */
   eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
+  /** The per-host guard holding the lease (filled in by the agent; absent without one). */
+  guard?: Record<string, unknown>;
 }
 
 /** Build the status document. */

@@ -753,6 +753,14 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
   );
   if (better) return null;
   const lost = peers.filter((p) => p.role === "active" && !peerAlive(state, p, now));
+  // An active last heard in maintenance holds its apps by agreement (its lease is off while
+  // its agent restarts): its silence is no reason to take over. The operator ends it.
+  const held = lost.filter((p) => p.maintenance);
+  if (held.length > 0) {
+    const names = held.map((p) => p.name).join(", ");
+    hold(state, now, out, `active ${names} went silent in maintenance: its apps stay there`);
+    return null;
+  }
   if (lost.length > 0) {
     // Another node that still hears the silent active vouches for it: we are the one cut off.
     const voucher = peers.find((p) =>

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { appOfCgroup, type NodeCgroups } from "./cgroup.ts";
 import { readProcStat } from "./proc.ts";
 
 /** A live process-group leader started by baton for `app` on this node. */
@@ -24,7 +25,11 @@ export interface AppProcess {
  * for (const p of findAppProcesses("demo", "alpha")) console.log(p.app, p.pid);
  * ```
  */
-export function findAppProcesses(cluster: string, node: string): AppProcess[] {
+export function findAppProcesses(
+  cluster: string,
+  node: string,
+  cgroups: NodeCgroups | null = null,
+): AppProcess[] {
   const found: AppProcess[] = [];
   let entries: Iterable<Deno.DirEntry>;
   try {
@@ -38,8 +43,12 @@ export function findAppProcesses(cluster: string, node: string): AppProcess[] {
     const stat = readProcStat(pid);
     if (!stat || stat.pgid !== pid || stat.state === "Z" || stat.state === "X") continue;
     const vars = _batonVars(pid);
-    const app = vars.get("BATON_APP");
-    if (!app || vars.get("BATON_NODE") !== node || vars.get("BATON_CLUSTER") !== cluster) continue;
+    let app = vars.get("BATON_APP");
+    if (!app || vars.get("BATON_NODE") !== node || vars.get("BATON_CLUSTER") !== cluster) {
+      // Proven ours by its cgroup too (an app may clear its environment).
+      app = cgroups !== null ? appOfCgroup(cgroups, pid) ?? undefined : undefined;
+      if (!app || appOfCgroup(cgroups!, stat.ppid) === app) continue;
+    }
     // A session an app made itself (a daemon's worker) has that app as its parent: not ours.
     if (_batonVars(stat.ppid).has("BATON_APP")) continue;
     found.push({ app, pid, startTime: stat.startTime });

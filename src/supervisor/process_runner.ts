@@ -15,6 +15,7 @@
  *
  * @module
  */
+import type { NodeCgroups } from "./cgroup.ts";
 
 /** What to start. */
 export interface SpawnSpec {
@@ -84,7 +85,19 @@ export interface ProcessRunner {
   onExit(callback: (exit: ExitInfo) => void): void;
   /** Stop watching everything without touching the processes (agent shutdown). */
   detachAll(): void;
+  /** This node's app cgroups, if apps run in cgroups (adoption proves membership). */
+  readonly cgroups?: NodeCgroups | null;
+  /** How the whole tree of a watched process is reached (status); null if not watched. */
+  containment?(pid: number): Containment | null;
+  /**
+   * After adoption at start: kill and remove what is left of apps not in `adopted` (their
+   * cgroups hold only processes that outlived their app). Returns those apps' names.
+   */
+  cleanStale?(adopted: string[]): string[];
 }
+
+/** How an app's whole tree is reached: its cgroup, its process group, or only its PID. */
+export type Containment = "cgroup" | "process group" | "pid";
 
 /**
  * Formats a child's exit status the way every runner reports it.

@@ -36,8 +36,21 @@
  *
  * @module
  */
+import {
+  appOfCgroup,
+  cgroupOf,
+  cgroupPids,
+  cleanStaleCgroups,
+  killCgroup,
+  type NodeCgroups,
+  prepareAppCgroup,
+  releaseNodeCgroups,
+  removeCgroup,
+  signalCgroup,
+} from "./cgroup.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
+  type Containment,
   exitDetail,
   type ExitInfo,
   type ProcessRunner,
@@ -54,10 +67,21 @@ export interface RealRunnerOptions {
   stragglerWaitMs?: number;
   /** How long `stop` waits for the leader after SIGKILL before it rejects (default 10000 ms). */
   killWaitMs?: number;
+  /**
+   * This node's app cgroups (cgroup.ts `openNodeCgroups`): each app then runs in its own cgroup
+   * v2 and a stop kills everything in it. Null or absent: process groups only.
+   */
+  cgroups?: NodeCgroups | null;
 }
 
-/** Shell snippet that appends stdout+stderr to the log ($1) and execs the rest of argv. */
-const _LAUNCHER = 'log=$1; shift; exec "$@" >>"$log" 2>&1';
+/**
+ * Shell snippet: joins the cgroup $2 (if any; a refusal leaves it in the agent's), appends
+ * stdout+stderr to the log ($1) and execs the rest of argv. The shell's PID is the app's, so
+ * the app and everything it ever starts are in the cgroup before its first instruction.
+ */
+const _LAUNCHER =
+  'log=$1; cg=$2; shift 2; [ -z "$cg" ] || echo $$ 2>/dev/null >"$cg/cgroup.procs"; ' +
+  'exec "$@" >>"$log" 2>&1';
 /** util-linux setsid, if installed: the launcher then execs the app through it. */
 const _SETSID = ["/usr/bin/setsid", "/bin/setsid"].find((path) => {
   try {
@@ -78,6 +102,8 @@ interface _Watch {
   startTime: number;
   /** Process group to signal, or null when the process does not lead its own group. */
   pgid: number | null;
+  /** The app's cgroup directory, or null when it does not run in one. */
+  cgroup: string | null;
   spawned: boolean;
   /** Exit seen (or watch detached): no further report. */
   done: boolean;
@@ -111,6 +137,7 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #pollMs: number;
   readonly #stragglerWaitMs: number;
   readonly #killWaitMs: number;
+  readonly #cgroups: NodeCgroups | null;
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
   /** The shared poll of adopted processes, while any is watched. */
@@ -121,6 +148,30 @@ export class RealProcessRunner implements ProcessRunner {
     this.#pollMs = options.pollMs ?? 100;
     this.#stragglerWaitMs = options.stragglerWaitMs ?? 5000;
     this.#killWaitMs = options.killWaitMs ?? 10_000;
+    this.#cgroups = options.cgroups ?? null;
+  }
+
+  /** The node's app cgroups, or null (process groups only). */
+  get cgroups(): NodeCgroups | null {
+    return this.#cgroups;
+  }
+
+  /** How the whole tree of a watched process is reached (null: not watched). */
+  containment(pid: number): Containment | null {
+    const watch = this.#watches.get(pid);
+    if (!watch) return null;
+    return watch.cgroup !== null ? "cgroup" : watch.pgid !== null ? "process group" : "pid";
+  }
+
+  /** {@inheritDoc ProcessRunner.cleanStale} */
+  cleanStale(adopted: string[]): string[] {
+    if (this.#cgroups === null) return [];
+    return cleanStaleCgroups(this.#cgroups, new Set(adopted));
+  }
+
+  /** The cgroup directory of a watched process, or null. */
+  cgroupOfPid(pid: number): string | null {
+    return this.#watches.get(pid)?.cgroup ?? null;
   }
 
   /** {@inheritDoc ProcessRunner.spawn} */
@@ -148,6 +199,8 @@ export class RealProcessRunner implements ProcessRunner {
     if (badProgram !== null) throw new Error(`${what}: ${badProgram}`);
     if (badLog !== null) throw badLog;
 
+    // An empty cgroup for it (a leftover of an earlier copy is killed first).
+    const cgroup = this.#cgroups !== null ? prepareAppCgroup(this.#cgroups, spec.app) : null;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("/bin/sh", {
@@ -156,6 +209,7 @@ export class RealProcessRunner implements ProcessRunner {
           _LAUNCHER,
           "baton-spawn",
           logPath,
+          cgroup ?? "",
           ...(_SETSID !== null ? [_SETSID] : []),
           ...spec.command,
         ],
@@ -174,9 +228,11 @@ export class RealProcessRunner implements ProcessRunner {
     // exec keeps the start time, so reading it before or after the shell's exec is the same.
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
-    const watch = this.#watch(spec.app, pid, startTime, pid, true);
+    const watch = this.#watch(spec.app, pid, startTime, pid, cgroup, true);
     if (_SETSID === null) {
       child.status.then((status) => this.#exited(watch, exitDetail(status)));
+      if (cgroup !== null) await _untilReady(pid, cgroup, this.#cgroups, () => watch.done);
+      if (cgroup !== null && !_inCgroup(pid, cgroup, this.#cgroups)) watch.cgroup = null;
       return { pid, startTime };
     }
     // Resolve only once the app is out of the agent's process group (a Ctrl-C to the agent's
@@ -188,7 +244,12 @@ export class RealProcessRunner implements ProcessRunner {
       if (announced) this.#exited(watch, exitDetail(status));
       else early = status;
     });
-    await _untilOwnGroup(pid, () => early !== null);
+    await _untilReady(pid, cgroup, this.#cgroups, () => early !== null);
+    // Not in its cgroup (the write was refused, or it is gone): the process group it is.
+    if (cgroup !== null && !_inCgroup(pid, cgroup, this.#cgroups)) {
+      watch.cgroup = null;
+      if (cgroupPids(cgroup).length === 0) removeCgroup(cgroup);
+    }
     announced = true;
     if (early !== null) {
       const status: Deno.CommandStatus = early;
@@ -202,8 +263,13 @@ export class RealProcessRunner implements ProcessRunner {
     if (this.#watches.has(pid)) return;
     const stat = readProcStat(pid);
     // Signal the group only if the process leads it (as everything we spawn does).
-    const pgid = stat !== null && stat.startTime === startTime && stat.pgid === pid ? pid : null;
-    const watch = this.#watch(app, pid, startTime, pgid, false);
+    const same = stat !== null && stat.startTime === startTime;
+    const pgid = same && stat.pgid === pid ? pid : null;
+    // Proven ours by its cgroup too: it is in this node's cgroup of that very app.
+    const cgroup = same && this.#cgroups !== null && appOfCgroup(this.#cgroups, pid) === app
+      ? `${this.#cgroups.dir}/${app}`
+      : null;
+    const watch = this.#watch(app, pid, startTime, pgid, cgroup, false);
     try {
       watch.stat = Deno.openSync(`/proc/${pid}/stat`);
     } catch {
@@ -243,19 +309,31 @@ export class RealProcessRunner implements ProcessRunner {
     const watch = this.#watches.get(pid) ?? null;
     let startTime: number;
     let pgid: number | null;
+    let cgroup: string | null;
     if (watch !== null) {
       startTime = watch.startTime;
       pgid = watch.pgid;
+      cgroup = watch.cgroup;
     } else {
       const stat = readProcStat(pid);
       if (stat === null) return;
       startTime = stat.startTime;
       pgid = stat.pgid === pid ? pid : null;
+      cgroup = this.#cgroups !== null && appOfCgroup(this.#cgroups, pid) === app
+        ? `${this.#cgroups.dir}/${app}`
+        : null;
     }
     const gone = () => (watch !== null && watch.done) || !isSameProcess(pid, startTime);
     const signal = (sig: Deno.Signal) => {
+      if (gone()) return;
+      // The whole cgroup (SIGKILL: cgroup.kill), and the group too (a member may be between
+      // fork and its move, never outside both).
+      if (cgroup !== null) {
+        if (sig === "SIGKILL") killCgroup(cgroup);
+        else signalCgroup(cgroup, sig);
+      }
       // A group not made yet (the launcher has not run setsid): the process itself.
-      if (!gone() && (pgid === null || !_signalGroup(pgid, sig))) _kill(pid, sig);
+      if (pgid === null || !_signalGroup(pgid, sig)) _kill(pid, sig);
     };
 
     if (!gone()) {
@@ -276,6 +354,24 @@ export class RealProcessRunner implements ProcessRunner {
       }
     }
     if (pgid !== null) _kill(-pgid, "SIGKILL");
+    if (cgroup !== null) {
+      // Grandchildren die with the leader: a stop leaves nothing of the app behind.
+      if (watch === null) await this.#clearCgroup(cgroup);
+      else killCgroup(cgroup);
+    }
+  }
+
+  /** SIGKILLs what is left in an app's cgroup, waits until it is empty, removes it. */
+  async #clearCgroup(dir: string): Promise<void> {
+    if (cgroupPids(dir).length > 0) {
+      killCgroup(dir);
+      const deadline = Date.now() + this.#stragglerWaitMs;
+      while (cgroupPids(dir).length > 0 && Date.now() < deadline) {
+        await _sleep(10);
+        killCgroup(dir);
+      }
+    }
+    removeCgroup(dir);
   }
 
   /** {@inheritDoc ProcessRunner.onExit} */
@@ -296,6 +392,7 @@ export class RealProcessRunner implements ProcessRunner {
       watch.resolveGone();
     }
     this.#watches.clear();
+    if (this.#cgroups !== null) releaseNodeCgroups(this.#cgroups);
   }
 
   /** PIDs currently watched (for status and tests). */
@@ -303,7 +400,14 @@ export class RealProcessRunner implements ProcessRunner {
     return [...this.#watches.keys()];
   }
 
-  #watch(app: string, pid: number, startTime: number, pgid: number | null, spawned: boolean) {
+  #watch(
+    app: string,
+    pid: number,
+    startTime: number,
+    pgid: number | null,
+    cgroup: string | null,
+    spawned: boolean,
+  ) {
     let resolveGone = () => {};
     const gone = new Promise<void>((resolve) => (resolveGone = resolve));
     const watch: _Watch = {
@@ -311,6 +415,7 @@ export class RealProcessRunner implements ProcessRunner {
       pid,
       startTime,
       pgid,
+      cgroup,
       spawned,
       done: false,
       detached: false,
@@ -331,6 +436,8 @@ export class RealProcessRunner implements ProcessRunner {
     if (this.#watches.get(watch.pid) === watch) this.#watches.delete(watch.pid);
     _close(watch);
     watch.resolveGone();
+    // Everything the app started, wherever it went (setsid, double fork): its cgroup.
+    if (watch.cgroup !== null) await this.#clearCgroup(watch.cgroup);
     // An empty group (the usual case: the app had no children) is known from one kill(2);
     // only when something is left is /proc scanned, to tell live stragglers from zombies.
     if (watch.pgid !== null && _signalGroup(watch.pgid, "SIGKILL")) {
@@ -401,17 +508,34 @@ function _close(watch: _Watch): void {
 }
 
 /**
- * Waits until `pid` leads its own process group (the launcher ran setsid), it is gone, or
- * `ended()`; bounded to 5 s (signals then fall back to the PID itself).
+ * Waits until `pid` leads its own process group (the launcher ran setsid; it joined its cgroup
+ * before), it is gone, or `ended()`; bounded to 5 s (signals then fall back to the PID itself).
+ * Without setsid (detached spawn) the group exists at once: then it waits for the cgroup.
  */
-async function _untilOwnGroup(pid: number, ended: () => boolean): Promise<void> {
+async function _untilReady(
+  pid: number,
+  cgroup: string | null,
+  tree: NodeCgroups | null,
+  ended: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + 5000;
   for (;;) {
     const stat = readProcStat(pid);
-    if (stat === null || stat.pgid === pid || isDeadState(stat.state)) return;
+    if (stat === null || isDeadState(stat.state)) return;
+    if (
+      stat.pgid === pid && (_SETSID !== null || cgroup === null || _inCgroup(pid, cgroup, tree))
+    ) {
+      return;
+    }
     if (ended() || Date.now() > deadline) return;
     await _sleep(1);
   }
+}
+
+/** Whether `pid` is in the cgroup directory `dir`. */
+function _inCgroup(pid: number, dir: string, tree: NodeCgroups | null): boolean {
+  const path = cgroupOf(pid);
+  return path !== null && tree !== null && `${tree.mount}${path}` === dir;
 }
 
 /**

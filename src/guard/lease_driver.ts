@@ -1,0 +1,125 @@
+/**
+ * {@linkcode GuardLeaseDriver}: the agent's side of the lease. After every step of the core it
+ * works out the order for the guard ({@linkcode leaseOrder}, pure) and what the guard would
+ * kill (the movable apps' cgroups, or their process groups), and passes both on. Renewing the
+ * lease is nothing more: the core's self-fencing deadline moved forward, the guard is told.
+ *
+ * @module
+ */
+import type { Event, NodeState } from "../core/types.ts";
+import type { NodeCgroups } from "../supervisor/cgroup.ts";
+import { GuardProcess, type GuardReport, uptimeClock } from "./guard.ts";
+import { type LeaseMemory, leaseOrder } from "./lease.ts";
+
+/** What the agent calls; see {@linkcode GuardLeaseDriver}. */
+export interface LeaseSink {
+  /** Where to report what operators should see (the agent's event log). */
+  attach(report: GuardReport): void;
+  /** After every step: `changed` when the step acted (apps may have started or stopped). */
+  observe(state: NodeState, now: number, event: Event, changed: boolean): void;
+  /** For status. */
+  status(): Record<string, unknown>;
+  /** Agent shutdown: the guard keeps its lease. */
+  close(): void;
+}
+
+/**
+ * Feeds the node's {@linkcode GuardProcess} from the core state. Real clock only: the core's
+ * `now` must be `performance.now()`.
+ *
+ * @example
+ * ```ts
+ * const lease = new GuardLeaseDriver(`${stateDir}/guard`, runner.cgroups);
+ * const agent = new Agent({ ...options, lease });
+ * ```
+ */
+export class GuardLeaseDriver implements LeaseSink {
+  readonly #dir: string;
+  readonly #cgroups: NodeCgroups | null;
+  readonly #toUptime = uptimeClock();
+  #guard: GuardProcess | null = null;
+  #report: GuardReport = () => {};
+  #memory: LeaseMemory = { bootActiveSince: null, maintenanceSince: null };
+  #lastNow = 0;
+  #error: string | null = null;
+
+  /** `dir`: the guard's directory; `cgroups`: the node's app cgroups, if apps run in them. */
+  constructor(dir: string, cgroups: NodeCgroups | null) {
+    this.#dir = dir;
+    this.#cgroups = cgroups;
+  }
+
+  /** {@inheritDoc LeaseSink.attach} */
+  attach(report: GuardReport): void {
+    this.#report = report;
+  }
+
+  /** {@inheritDoc LeaseSink.observe} */
+  observe(state: NodeState, now: number, event: Event, changed: boolean): void {
+    this.#lastNow = now;
+    if (event.type === "boot") this.#boot(state, now);
+    if (this.#guard === null) return;
+    if (state.maintenance) this.#memory.maintenanceSince ??= now;
+    else this.#memory.maintenanceSince = null;
+    if (changed || event.type === "boot" || event.type === "manifest") {
+      this.#guard.setTargets(_targets(state, this.#cgroups));
+    }
+    const order = leaseOrder(state, this.#memory);
+    if (order === null) return;
+    if (order.kind === "arm") this.#guard.arm(this.#toUptime(order.deadline));
+    else this.#guard.disarm();
+  }
+
+  /** {@inheritDoc LeaseSink.status} */
+  status(): Record<string, unknown> {
+    if (this.#guard === null) return { running: false, error: this.#error };
+    const s = this.#guard.status();
+    const nowUptime = this.#toUptime(this.#lastNow);
+    return {
+      running: true,
+      pid: s.pid,
+      lease: s.lease.kind,
+      expiresInMs: s.lease.kind === "armed" ? Math.round(s.lease.uptimeMs - nowUptime) : null,
+      replaced: s.replaced,
+      error: s.error,
+    };
+  }
+
+  /** {@inheritDoc LeaseSink.close} */
+  close(): void {
+    this.#guard?.close();
+  }
+
+  #boot(state: NodeState, now: number): void {
+    this.#memory.bootActiveSince = state.activeSince;
+    // Entered before the restart: the peers must hear it again from this agent.
+    this.#memory.maintenanceSince = state.maintenance ? now : null;
+    // A one-node cluster has no lease: a dead agent leaves its apps running, as under systemd.
+    if (Object.keys(state.peers).length === 0) return;
+    if (!GuardProcess.available()) {
+      this.#error = "no guard (bash not found): the apps are not stopped if the agent dies";
+      this.#report("error", "guard_error", this.#error);
+      return;
+    }
+    const guard = new GuardProcess(this.#dir, this.#report);
+    try {
+      guard.open();
+      this.#guard = guard;
+    } catch (error) {
+      this.#error = `no guard: ${error instanceof Error ? error.message : String(error)}`;
+      this.#report("error", "guard_error", this.#error);
+    }
+  }
+}
+
+/** Targets of the guard: every movable app's cgroup, and the process group of each running one. */
+function _targets(state: NodeState, cgroups: NodeCgroups | null): string[] {
+  const lines: string[] = [];
+  for (const spec of Object.values(state.manifest.apps)) {
+    if (!spec.movable) continue;
+    if (cgroups !== null) lines.push(`cg ${cgroups.dir}/${spec.name}`);
+    const app = state.apps[spec.name];
+    if (app?.pid != null && app.startTime != null) lines.push(`pg ${app.pid} ${app.startTime}`);
+  }
+  return lines;
+}
