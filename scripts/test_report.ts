@@ -149,7 +149,9 @@ if (import.meta.main) {
   const log = get("--log");
   const suite = get("--suite");
   if (!junit) {
-    console.error("usage: test_report.ts --junit FILE.xml [--log FILE.log] [--suite NAME] [--fail-skipped]");
+    console.error(
+      "usage: test_report.ts --junit FILE.xml [--log FILE.log] [--suite NAME] [--fail-skipped]",
+    );
     Deno.exit(2);
   }
   let xml = "";
