@@ -215,7 +215,15 @@ export class Agent {
   dispatch(event: Event): void {
     if (this.#stopped) return;
     const now = this.#clock.now();
-    const { actions } = step(this.state, event, now);
+    let actions: Action[];
+    try {
+      ({ actions } = step(this.state, event, now));
+    } catch (err) {
+      // A bug in the core must not take the agent (and the lease it keeps) down with it.
+      this.#record("error", null, "internal_error", `${event.type}: ${errText(err)}`);
+      if (this.#adaptive) this.#armTick(now, false);
+      return;
+    }
     this.#execute(actions);
     // Which process a check loop watches changes only with a decision, and a decision acts.
     if (actions.length > 0) this.#syncChecks();
@@ -293,7 +301,11 @@ export class Agent {
 
   /** Re-read the manifest; an invalid one changes nothing. */
   async reload(): Promise<ReloadResult> {
-    const loaded = await this.#opts.loadManifest();
+    // A loader that throws is a refused manifest like any other: the last good one stays.
+    const loaded = await this.#opts.loadManifest().catch((err) => ({
+      ok: false as const,
+      errors: [`cannot load the manifest: ${errText(err)}`],
+    }));
     if (!loaded.ok) {
       this.#record(
         "error",
@@ -396,7 +408,10 @@ export class Agent {
           ? (this.#persistError ?? "cannot write state")
           : replyError;
         this.#perform(action, unsaved);
-      });
+      }).catch((err) =>
+        // A rejected chain would hold back every later action for good.
+        this.#record("error", null, "internal_error", `${action.type}: ${errText(err)}`)
+      );
     }
   }
 

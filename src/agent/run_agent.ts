@@ -5,6 +5,7 @@
  * @module
  */
 import { Agent } from "./agent.ts";
+import { checkLockHeld, FatalAgentError, installCrashGuard } from "./crash_guard.ts";
 import { formatDiagnostic, loadManifestFile } from "../manifest/load.ts";
 import type { Manifest } from "../manifest/types.ts";
 import type { StartMode } from "../core/types.ts";
@@ -81,14 +82,24 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   );
 
   const done = Promise.withResolvers<number>();
-  const stop = (sig: string) => {
+  const stop = (sig: string, code = 0) => {
     console.error(`baton: ${sig}: agent stopping; apps keep running and are adopted on restart`);
-    done.resolve(0);
+    done.resolve(code);
   };
+  // Nothing uncaught stops the agent, except a lost state directory lock.
+  const uninstallGuard = installCrashGuard({
+    log: (line) => console.error(line),
+    onFatal: (err) => stop(err.message, 1),
+  });
+  const lockTimer = setInterval(() => {
+    checkLockHeld(opts.stateDir).catch((err) => {
+      if (err instanceof FatalAgentError) stop(err.message, 1);
+    });
+  }, LOCK_CHECK_MS);
   const onHup = () => {
     agent.reload().then((r) => {
       if (!r.ok) console.error(`baton: reload refused:\n${r.errors.join("\n")}`);
-    });
+    }).catch((err) => console.error(`baton: reload failed: ${err}`));
   };
   Deno.addSignalListener("SIGHUP", onHup);
   const onTerm = () => stop("SIGTERM");
@@ -99,8 +110,13 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   Deno.removeSignalListener("SIGHUP", onHup);
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGINT", onInt);
+  clearInterval(lockTimer);
   await agent.shutdown();
   await server.shutdown();
   client.close();
+  uninstallGuard();
   return code;
 }
+
+/** How often the agent checks that it still holds the state directory lock. */
+const LOCK_CHECK_MS = 2_000;
