@@ -68,6 +68,8 @@ export interface AgentOptions {
   findAppProcesses?: () => AppProcess[];
   /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
   isSameProcess?: (pid: number, startTime: number) => boolean;
+  /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
+  checkReboot?: () => Promise<boolean | null>;
 }
 
 /** One node's running agent. */
@@ -165,7 +167,8 @@ export class Agent {
       }
     }
     this.#adoptOrphans(adopted, lost);
-    this.dispatch({ type: "boot", persisted, adopted, lost });
+    const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
+    this.dispatch({ type: "boot", persisted, adopted, lost, reboot });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
     } else {

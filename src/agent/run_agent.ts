@@ -5,6 +5,7 @@
  * @module
  */
 import { Agent } from "./agent.ts";
+import { checkReboot } from "./boot_id.ts";
 import { checkLockHeld, FatalAgentError, installCrashGuard } from "./crash_guard.ts";
 import { formatDiagnostic, loadManifestFile } from "../manifest/load.ts";
 import type { Manifest } from "../manifest/types.ts";
@@ -56,6 +57,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     stateDir: opts.stateDir,
     runner: new RealProcessRunner(),
     transport: client,
+    checkReboot: () => checkReboot(opts.stateDir),
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);
       return r.ok

@@ -18,6 +18,7 @@ import {
 import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
+import { beginResume, bootKind, noteResumeEvidence, settleResume } from "./resume.ts";
 import {
   becomeActive,
   escalate,
@@ -111,6 +112,8 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       onCommand(state, event.id, event.command, now, out);
       break;
   }
+  noteResumeEvidence(state, event);
+  settleResume(state, now, out, esc);
   // A new role or epoch reaches the disk before anything is started under it.
   if (out.dirty) {
     out.push({ type: "persist", state: toPersisted(state) });
@@ -146,9 +149,9 @@ function onBoot(
     } else if (p.role === "active") {
       state.role = "active";
       state.activeSince = now;
-      state.roleReason = `resumed as active at epoch ${p.epoch} after an agent restart`;
+      state.roleReason = `resumed as active at epoch ${p.epoch} after ${bootKind(ev.reboot)}`;
     } else {
-      state.roleReason = "resumed as standby after an agent restart";
+      state.roleReason = `resumed as standby after ${bootKind(ev.reboot)}`;
     }
     out.record("info", null, "boot", state.roleReason);
   } else {
@@ -175,10 +178,24 @@ function onBoot(
     state.apps[name] = app;
     lost.push(app);
   }
+  // A resumed active with peers asks before it acts on its movable apps (resume.ts).
+  const resume = p?.role === "active" && state.role === "active" && hasPeers;
   if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
     becomeActive(state, "started with --mode active", now, out);
   }
-  for (const app of lost) onLost(state, app, now, out, escalate);
+  const deferred: string[] = [];
+  for (const app of lost) {
+    if (resume && state.manifest.apps[app.name]?.movable) deferred.push(app.name);
+    else if (ev.reboot === true) {
+      out.record(
+        "info",
+        app.name,
+        "start_after_reboot",
+        "exited with the host (it rebooted): not counted as a failure",
+      );
+    } else onLost(state, app, now, out, escalate);
+  }
+  if (resume) beginResume(state, deferred, ev.reboot ?? null, now, out);
   out.dirty = true;
 }
 

@@ -299,8 +299,26 @@ function noPeerReason(state: NodeState, now: number): string {
  * handover is under way; if not, the caller keeps restarting the app here with backoff.
  */
 export function escalate(state: NodeState, app: AppState, reason: string, now: number, out: Out) {
+  if (state.role === "failed") {
+    out.record("warn", app.name, "no_handover", "node is failed: nothing to hand over");
+    return false;
+  }
   if (state.role !== "active") {
-    out.record("warn", app.name, "no_handover", `node is ${state.role}: nothing to hand over`);
+    // Never deferred: kept until the node is active, it would hand over everything then.
+    const was = state.role;
+    const why = `${app.name}: ${reason} (escalated while ${was})`;
+    setRole(state, "failed", `failed: ${why} (run "baton clear" once the host is repaired)`);
+    state.failedAt = now;
+    state.failedReason = why;
+    state.claiming = null;
+    out.dirty = true;
+    out.record(
+      "error",
+      app.name,
+      "failed",
+      `escalation while ${was}: this node is ` +
+        `failed at once and takes no apps until "baton clear": ${reason}`,
+    );
     return false;
   }
   return startHandover(state, "escalation", null, `${app.name}: ${reason}`, null, now, out);
