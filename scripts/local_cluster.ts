@@ -96,6 +96,8 @@ export interface LocalClusterOptions {
   witnessScheme?: "http" | "https";
   /** PEM file of the CA that signed the nodes' certificates, trusted by `status()`. */
   caFile?: string;
+  /** Extra environment of each node's agent (e.g. `BATON_BOOT_ID_FILE` to fake a reboot). */
+  env?: Record<string, Record<string, string>>;
 }
 
 /** A running local cluster. */
@@ -236,6 +238,7 @@ export class LocalCluster {
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
+      ...(this.#opts.env?.[node] ? { env: this.#opts.env[node] } : {}),
     }).spawn();
     pump(child.stdout, outLog);
     pump(child.stderr, errLog);
