@@ -96,6 +96,8 @@ export class Agent {
   #releaseLock: (() => void) | null = null;
   #log: (line: string) => void;
   #stopped = false;
+  /** A step threw since the last {@linkcode Agent.cycle} began. */
+  #stepFailed = false;
   /** Why the latest state save failed; null once one succeeds. */
   #persistError: string | null = null;
   /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
@@ -223,6 +225,7 @@ export class Agent {
       ({ actions } = step(this.state, event, now));
     } catch (err) {
       // A bug in the core must not take the agent (and the lease it keeps) down with it.
+      this.#stepFailed = true;
       this.#record("error", null, "internal_error", `${event.type}: ${errText(err)}`);
       if (this.#adaptive) this.#armTick(now, false);
       return;
@@ -278,6 +281,17 @@ export class Agent {
           `${interval} ms): the host is overloaded or the agent was paused`,
       );
     }
+  }
+
+  /**
+   * One decision cycle on demand (a core tick): whether it completed without error. The
+   * watchdog pets only after such a cycle (`watchdog.ts`).
+   */
+  cycle(): boolean {
+    if (this.#stopped) return false;
+    this.#stepFailed = false;
+    this.dispatch({ type: "tick" });
+    return !this.#stepFailed;
   }
 
   /** An event that expects a reply (operator commands, handover requests from a peer). */

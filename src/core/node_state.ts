@@ -66,6 +66,7 @@ export function initNodeState(
     lastHandoverTo: null,
     roleReason: "starting",
     resume: null,
+    watchdogOk: null,
   };
 }
 

@@ -18,6 +18,7 @@ import {
 import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
+import { watchdogBlocks } from "./watchdog_rule.ts";
 import { beginResume, bootKind, noteResumeEvidence, settleResume } from "./resume.ts";
 import {
   becomeActive,
@@ -31,8 +32,10 @@ import {
   onPeerUnreachable,
   onPrepare,
   onPrepareResult,
+  onWatchdogFact,
   onWitness,
   progressHandover,
+  stepDown,
   tickCluster,
 } from "./takeover.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
@@ -111,6 +114,9 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
     case "command":
       onCommand(state, event.id, event.command, now, out);
       break;
+    case "watchdog":
+      onWatchdogFact(state, event, now, out);
+      break;
   }
   noteResumeEvidence(state, event);
   settleResume(state, now, out, esc);
@@ -136,6 +142,7 @@ function onBoot(
   const hasPeers = Object.keys(state.peers).length > 0;
   state.quietUntil = hasPeers ? now + deadAfter : now;
   state.bootUntil = hasPeers ? now + deadAfter : now;
+  if (ev.watchdog !== undefined) state.watchdogOk = ev.watchdog;
   const p = ev.persisted;
   if (p) {
     state.epoch = p.epoch;
@@ -178,11 +185,15 @@ function onBoot(
     state.apps[name] = app;
     lost.push(app);
   }
+  const blocked = watchdogBlocks(state);
+  if (blocked && state.role === "active") {
+    stepDown(state, blocked, now, out);
+  } else if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
+    if (blocked) out.record("error", null, "hold", `not taking --mode active: ${blocked}`);
+    else becomeActive(state, "started with --mode active", now, out);
+  }
   // A resumed active with peers asks before it acts on its movable apps (resume.ts).
   const resume = p?.role === "active" && state.role === "active" && hasPeers;
-  if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
-    becomeActive(state, "started with --mode active", now, out);
-  }
   const deferred: string[] = [];
   for (const app of lost) {
     if (resume && state.manifest.apps[app.name]?.movable) deferred.push(app.name);

@@ -197,6 +197,8 @@ export interface NodeState {
    * A resumed active that has not re-established its lease (see `resume.ts`): no movable app is
    * started, restarted or stopped meanwhile. `lost`: apps that died while the agent was away.
    */
+  /** Whether the watchdog device is open and petted (an input fact); null = not reported. */
+  watchdogOk: boolean | null;
   resume: {
     since: number;
     /** With a witness: the lease is lost if not re-established by then (`fenceAfter`). */
@@ -245,7 +247,11 @@ export type Event =
      * absent when unknown. A reboot kills every app: their loss is not their failure.
      */
     reboot?: boolean | null;
+    /** Whether the watchdog device opened (only matters with `cluster.watchdog`). */
+    watchdog?: boolean | null;
   }
+  /** The watchdog device became (un)available: a write failed, or it was reopened. */
+  | { type: "watchdog"; ok: boolean; detail: string }
   | { type: "tick" }
   | { type: "manifest"; manifest: Manifest }
   | { type: "app_started"; app: string; pid: number; startTime: number; specHash: string }

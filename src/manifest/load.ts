@@ -535,6 +535,9 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
     witness: c.witness === undefined ? null : { url: _trimUrl(c.witness.url) },
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
+    ...(c.watchdog && c.watchdog.mode !== "off"
+      ? { watchdog: { mode: c.watchdog.mode, device: c.watchdog.device } }
+      : {}),
     tls: c.tls === undefined ? null : {
       cert: abs(c.tls.cert),
       key: abs(c.tls.key),

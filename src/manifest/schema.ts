@@ -342,6 +342,14 @@ const _TlsSchema = z.strictObject({
   ca: _nonEmptyString("a CA file path").optional(),
 }, { error: _wrong("a mapping { cert, key, ca }") });
 
+/** `cluster.watchdog`: a Linux watchdog device the agent pets (like Patroni's `watchdog`). */
+const _WatchdogSchema = z.strictObject({
+  mode: z.enum(["off", "automatic", "required"], {
+    error: (iss) => `expected off, automatic or required, found ${describeValue(iss.input)}`,
+  }).default("off"),
+  device: _nonEmptyString("a device path").default("/dev/watchdog"),
+}, { error: _wrong("a mapping { mode, device }") });
+
 /** `cluster:`. A missing or empty `cluster:` gets every default. */
 export const ClusterSchema = z.strictObject({
   name: _nonEmptyString("a cluster name").regex(NAME_PATTERN, {
@@ -356,6 +364,7 @@ export const ClusterSchema = z.strictObject({
   fence: CommandSchema.optional(),
   failedCooldown: PositiveDurationSchema.optional(),
   tls: _TlsSchema.optional(),
+  watchdog: _WatchdogSchema.optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

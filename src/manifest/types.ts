@@ -82,6 +82,11 @@ export interface Manifest {
     /** A failed node becomes standby again after this long; null = only `baton clear`. */
     failedCooldownMs: number | null;
     tls: { cert: string; key: string; ca: string | null } | null;
+    /**
+     * A watchdog device to pet while healthy: `automatic` uses it if it opens, `required`
+     * refuses the active role without it. Absent = off.
+     */
+    watchdog?: { mode: "off" | "automatic" | "required"; device: string };
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;
