@@ -8,7 +8,8 @@
  */
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
-export const BATON_FLAGS = ["--allow-all", "--no-prompt"];
+/** `deno run` flags of the agent: `--unstable-net` for the systemd notify socket (notify.ts). */
+export const BATON_FLAGS = ["--unstable-net", "--allow-all", "--no-prompt"];
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 

@@ -70,6 +70,8 @@ export interface AgentOptions {
   isSameProcess?: (pid: number, startTime: number) => boolean;
   /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
   checkReboot?: () => Promise<boolean | null>;
+  /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
+  watchdogFact?: boolean | null;
 }
 
 /** One node's running agent. */
@@ -170,7 +172,8 @@ export class Agent {
     }
     this.#adoptOrphans(adopted, lost);
     const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
-    this.dispatch({ type: "boot", persisted, adopted, lost, reboot });
+    const watchdog = this.#opts.watchdogFact ?? null;
+    this.dispatch({ type: "boot", persisted, adopted, lost, reboot, watchdog });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
     } else {

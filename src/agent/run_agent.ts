@@ -6,6 +6,8 @@
  */
 import { Agent } from "./agent.ts";
 import { checkReboot } from "./boot_id.ts";
+import { takeNotifyEnv } from "./notify.ts";
+import { openManifestWatchdog, superviseAgent } from "./service_manager.ts";
 import { checkLockHeld, FatalAgentError, installCrashGuard } from "./crash_guard.ts";
 import { formatDiagnostic, loadManifestFile } from "../manifest/load.ts";
 import type { Manifest } from "../manifest/types.ts";
@@ -44,6 +46,9 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
     : {};
   const caCert = tls?.ca ? await Deno.readTextFile(tls.ca) : null;
+  // Taken before any app starts: the apps must not inherit systemd's notify socket.
+  const notifyEnv = takeNotifyEnv();
+  const watchdog = await openManifestWatchdog(manifest, (line) => console.error(line));
   const client = new PeerClient({
     node,
     secret: opts.secret,
@@ -58,6 +63,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     runner: new RealProcessRunner(),
     transport: client,
     checkReboot: () => checkReboot(opts.stateDir),
+    watchdogFact: watchdog.fact,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);
       return r.ok
@@ -82,6 +88,12 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   console.error(
     `baton: node ${node} listening on ${self.url}, state in ${opts.stateDir}, mode ${opts.mode}`,
   );
+  const supervision = superviseAgent(agent, {
+    env: notifyEnv,
+    device: watchdog.device,
+    log: (line) => console.error(line),
+    maxLagMs: Math.max(manifest.cluster.heartbeat.fenceAfterMs, 100),
+  });
 
   const done = Promise.withResolvers<number>();
   const stop = (sig: string, code = 0) => {
@@ -113,6 +125,9 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGINT", onInt);
   clearInterval(lockTimer);
+  // A clean stop disarms the device; a fatal one (code 1) leaves it to reset a host whose
+  // agent does not come back.
+  await supervision.stop(code === 0);
   await agent.shutdown();
   await server.shutdown();
   client.close();
