@@ -203,3 +203,54 @@ Deno.test("resume: a changed spec of an adopted movable app is not restarted whi
   const out = a.witness(50, "baton", null);
   assert.deepEqual(stops(out).map((s) => [s.app, s.reason]), [["web", "manifest changed"]]);
 });
+
+// ---------------------------------------------------------------- watchdog: required
+
+function withWatchdog(mode: "automatic" | "required") {
+  const m = makeManifest({ nodes: TWO, apps: APPS });
+  m.cluster.watchdog = { mode, device: "/dev/fake-watchdog" };
+  return m;
+}
+
+Deno.test("watchdog required: a standby without its device never takes over and refuses handovers", () => {
+  const m = withWatchdog("required");
+  const b = boot("beta", m, { watchdog: false });
+  const out = b.ticks(0, 30_000, 500);
+  assert.equal(b.state.role, "standby");
+  assert.deepEqual(spawns(out).filter((s) => s.app !== "logs"), []);
+  assert.match(records(b.log, "hold")[0]?.message ?? "", /watchdog required/);
+  const prep = b.feed(
+    { type: "takeover_prepare", id: "p1", from: "alpha", epoch: 1, reason: "switchover" },
+    30_500,
+  );
+  const reply = ofType(prep, "reply")[0];
+  assert.equal(reply?.status, 409);
+  assert.match(String(reply?.body.error), /watchdog required/);
+});
+
+Deno.test("watchdog required: an active whose device fails steps down; automatic does not", () => {
+  const m = withWatchdog("required");
+  const a = boot("alpha", m, { watchdog: true });
+  a.settle(a.ticks(0, 12_000, 500), 12_000);
+  assert.equal(a.state.role, "active");
+  const out = a.feed({ type: "watchdog", ok: false, detail: "write failed" }, 12_100);
+  assert.equal(a.state.role, "standby");
+  assert.deepEqual(stops(out).map((s) => s.mode), ["kill", "kill"]);
+
+  const auto = boot("alpha", withWatchdog("automatic"), { watchdog: false });
+  auto.settle(auto.ticks(0, 12_000, 500), 12_000);
+  assert.equal(auto.state.role, "active", "automatic: the device is used if present");
+});
+
+Deno.test("watchdog required: a persisted active booting without its device steps down at once", () => {
+  const m = withWatchdog("required");
+  const live = [adopted(WEB, 501)];
+  const a = boot("alpha", m, {
+    persisted: persisted("alpha", "active", 3, live),
+    adopted: live,
+    watchdog: false,
+  });
+  assert.equal(a.state.role, "standby");
+  assert.deepEqual(stops(a.log).map((s) => [s.app, s.mode]), [["web", "kill"]]);
+  assert.equal(a.state.resume, null);
+});

@@ -173,6 +173,8 @@ export interface BootOptions {
   lost?: string[];
   /** The boot fact: the host rebooted since the agent last ran (default: absent, unknown). */
   reboot?: boolean;
+  /** The watchdog fact: the device opened (default: absent). */
+  watchdog?: boolean;
   /** Complete the spawns of the boot step (feed `app_started`). Default true. */
   settle?: boolean;
 }
@@ -362,6 +364,7 @@ export function boot(node: string, manifest: Manifest, opts: BootOptions = {}): 
       adopted: opts.adopted ?? [],
       lost: opts.lost ?? [],
       ...(opts.reboot === undefined ? {} : { reboot: opts.reboot }),
+      ...(opts.watchdog === undefined ? {} : { watchdog: opts.watchdog }),
     },
     now,
   );
