@@ -129,3 +129,26 @@ Deno.test("petPeriod: a third of the watchdog, capped", () => {
   assert.equal(petPeriod(900, 1_000), 300);
   assert.equal(petPeriod(1, 1_000), 10);
 });
+
+Deno.test("HealthPetter reports a failing device once, and its recovery", async () => {
+  const facts: [boolean, string][] = [];
+  let fail = true;
+  const p = new HealthPetter({
+    periodMs: 3_600_000,
+    maxLagMs: 500,
+    cycle: () => true,
+    device: {
+      write: (d) => fail ? Promise.reject(new Error("EIO")) : Promise.resolve(d.length),
+      close: () => {},
+    },
+    log: () => {},
+    onDevice: (ok, detail) => facts.push([ok, detail]),
+  });
+  await p.beat(0);
+  await p.beat(0);
+  fail = false;
+  await p.beat(0);
+  assert.deepEqual(facts.map(([ok]) => ok), [false, true]);
+  assert.match(facts[0]![1], /EIO/);
+  await p.stop(true);
+});

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { NodeState } from "../core/types.ts";
+import type { Event, NodeState } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
 import { Notifier, type NotifyEnv } from "./notify.ts";
 import { HealthPetter, openWatchdogDevice, petPeriod, type WatchdogDevice } from "./watchdog.ts";
@@ -14,6 +14,7 @@ import { HealthPetter, openWatchdogDevice, petPeriod, type WatchdogDevice } from
 export interface SupervisedAgent {
   readonly state: NodeState;
   cycle(): boolean;
+  dispatch(event: Event): void;
 }
 
 /** Longest wait for apps being started before READY=1 is sent anyway. */
@@ -102,6 +103,7 @@ export function superviseAgent(agent: SupervisedAgent, opts: SuperviseOptions): 
         : null,
       device: opts.device,
       log: opts.log,
+      onDevice: (ok, detail) => agent.dispatch({ type: "watchdog", ok, detail }),
     });
   petter?.start();
   const ready = (async () => {

@@ -47,6 +47,8 @@ export interface PetterOptions {
   device?: WatchdogDevice | null;
   /** Log line for a skipped pet or a device error. */
   log: (line: string) => void;
+  /** The device failed (`ok` false) or works again (true): the core is told (a fact). */
+  onDevice?: (ok: boolean, detail: string) => void;
   /** Monotonic ms (tests may pin it). */
   now?: () => number;
 }
@@ -118,13 +120,23 @@ export class HealthPetter {
     return true;
   }
 
+  #deviceOk = true;
+
   async #writeDevice(data: Uint8Array): Promise<void> {
     const dev = this.#opts.device;
     if (!dev) return;
     try {
       await dev.write(data);
+      if (!this.#deviceOk) {
+        this.#deviceOk = true;
+        this.#opts.onDevice?.(true, "writes succeed again");
+      }
     } catch (err) {
-      this.#opts.log(`baton: watchdog device write failed: ${err}`);
+      if (this.#deviceOk) {
+        this.#deviceOk = false;
+        this.#opts.log(`baton: watchdog device write failed: ${err}`);
+        this.#opts.onDevice?.(false, `write failed: ${err}`);
+      }
     }
   }
 
