@@ -87,3 +87,28 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "baton run with watchdog required and no device stays standby and starts no movable app",
+  IT,
+  async () => {
+    const c = await LocalCluster.create({
+      nodes: [{ name: "solo", priority: 100 }],
+      clusterExtra: `  watchdog: { mode: required, device: "/nonexistent/watchdog-${Date.now()}" }`,
+      apps: () => `  idle:\n    command: ["sleep", "infinity", "${Date.now() % 1e9}"]`,
+    });
+    try {
+      await c.startAgent("solo");
+      const s = await c.waitFor("a hold for want of the watchdog", async () => {
+        const s = await c.status("solo");
+        return s?.events.some((e) => e.kind === "hold" && /watchdog required/.test(e.message))
+          ? s
+          : null;
+      }, 60_000);
+      assert.equal(s.role, "standby");
+      assert.ok(s.apps.every((a) => a.pid === null), JSON.stringify(s.apps));
+    } finally {
+      await c.stop();
+    }
+  },
+);
