@@ -9,7 +9,8 @@
 import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
-export const BATON_FLAGS = ["--allow-all", "--no-prompt"];
+/** `deno run` flags of the agent: `--unstable-net` for the systemd notify socket (notify.ts). */
+export const BATON_FLAGS = ["--unstable-net", "--allow-all", "--no-prompt"];
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -102,6 +103,8 @@ export interface LocalClusterOptions {
    * none. Negative values need root; without root the option is ignored.
    */
   nice?: number;
+  /** Extra environment of each node's agent (e.g. `BATON_BOOT_ID_FILE` to fake a reboot). */
+  env?: Record<string, Record<string, string>>;
 }
 
 /** A running local cluster. */
@@ -247,6 +250,7 @@ export class LocalCluster {
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
+      ...(this.#opts.env?.[node] ? { env: this.#opts.env[node] } : {}),
     }).spawn();
     pump(child.stdout, outLog);
     pump(child.stderr, errLog);

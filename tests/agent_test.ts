@@ -399,6 +399,25 @@ Deno.test("Agent.reload keeps the last good manifest when the new one is refused
   }
 });
 
+Deno.test("Agent.reload with a loader that throws refuses the manifest and keeps running", async () => {
+  const manifest = await manifestOf(soloYaml(WEB));
+  const h = await harness(manifest, {
+    loadManifest: () => Promise.reject(new RangeError("Maximum call stack size exceeded")),
+  });
+  try {
+    await until("web running", () => !!running(h, "web"));
+    const r = await h.agent.reload();
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? "" : r.errors[0]!, /cannot load the manifest: Maximum call stack/);
+    assert.equal(h.agent.state.manifest, manifest);
+    assert.ok(kinds(h).includes("reload_refused"));
+    h.agent.dispatch({ type: "tick" });
+    assert.ok(running(h, "web"), "the agent still decides");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("Agent.reload starts added apps and stops removed ones with their own stop settings", async () => {
   const h = await harness(await manifestOf(soloYaml([WEB, WORKER].join("\n"))));
   try {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { batonCommand, freePort } from "../scripts/local_cluster.ts";
 import { buildProgram } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
+import { hostileManifests } from "./helpers/hostile_manifests.ts";
 
 interface Run {
   code: number;
@@ -177,5 +178,20 @@ Deno.test("baton maintenance with a wrong state exits 2 and says what it expecte
     assert.equal(r.code, 2);
     assert.match(r.stderr, /expected "on" or "off", got "maybe"/);
     noStackTrace(r);
+  });
+});
+
+Deno.test("baton validate reports each hostile manifest at its line, exit 1, no crash", async () => {
+  await withTempDir(async (dir) => {
+    for (const c of hostileManifests()) {
+      const path = `${dir}/hostile.yaml`;
+      await Deno.writeTextFile(path, c.text);
+      const r = await baton(["validate", path]);
+      assert.equal(r.code, 1, `${c.name}: ${r.stderr.slice(0, 500)}`);
+      const first = r.stdout.split("\n").find((l) => l.startsWith(`${path}:`)) ?? "";
+      assert.equal(/^[^:]+:(\d+):/.exec(first)?.[1], String(c.line), `${c.name}: ${first}`);
+      assert.match(first, c.message, c.name);
+      noStackTrace(r);
+    }
   });
 });

@@ -198,12 +198,12 @@ Deno.test("boot: a lost process that had already been restarted escalates (singl
   assert.equal(h.state.apps.web!.phase, "backoff");
 });
 
-Deno.test("boot: a resumed active counts a lost movable app but starts it only once the peer is heard", () => {
+Deno.test("boot: a resumed active judges a lost movable app only once the peer is heard, then counts it", () => {
   const m = makeManifest({ nodes: TWO, apps: APPS });
   const live = [adopted(DB, 502), adopted(LOGS, 503)];
   const p = persisted("alpha", "active", 2, [...live, adopted(WEB, 501)]);
   const a = boot("alpha", m, { persisted: p, adopted: live, lost: ["web"] });
-  assert.equal(a.state.apps.web!.restarts, 1, "the loss is counted");
+  assert.equal(a.state.apps.web!.restarts, 0, "not judged before the lease is re-established");
   assert.deepEqual(spawns(a.ticks(0, 1_000, 500)), [], "not started before beta is heard");
   const heard = a.hear({
     node: "beta",
@@ -216,6 +216,7 @@ Deno.test("boot: a resumed active counts a lost movable app but starts it only o
     manifestHash: m.hash,
   }, 1_500);
   assert.deepEqual(appNames(spawns(heard)), ["web"]);
+  assert.equal(a.state.apps.web!.restarts, 1, "same boot: the loss is the app's failure");
 });
 
 Deno.test("boot: a resumed active that never hears its peer starts lost movable apps after deadAfter", () => {

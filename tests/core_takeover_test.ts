@@ -527,13 +527,16 @@ Deno.test("escalate: a standby in maintenance is not asked to take over", () => 
   assert.match(records(esc, "no_handover")[0]?.message ?? "", /beta in maintenance/);
 });
 
-Deno.test("escalate: on a standby a failing non-movable app backs off; nothing is handed over", () => {
+Deno.test("escalate: a standby that escalates is failed at once (never deferred); the app backs off", () => {
   const { b } = pair();
   const esc = crashTwice(b, "logs", 9_000);
   assert.equal(ofType(esc, "send_prepare").length, 0);
-  assert.equal(records(esc, "no_handover").length, 1);
   assert.equal(b.state.apps.logs!.phase, "backoff");
-  assert.equal(b.state.role, "standby");
+  assert.equal(b.state.role, "failed");
+  assert.match(b.state.failedReason ?? "", /logs: .*escalated while standby/);
+  assert.match(records(esc, "failed")[0]?.message ?? "", /escalation while standby/);
+  const p = ofType(esc, "persist").at(-1);
+  assert.equal(p?.state.role, "failed", "the failed role reaches the disk");
 });
 
 // ---------------------------------------------------------------- switchover

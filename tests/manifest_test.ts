@@ -10,6 +10,7 @@ import {
   resolveNodeName,
 } from "../src/manifest/load.ts";
 import type { Manifest } from "../src/manifest/types.ts";
+import { hostileManifests } from "./helpers/hostile_manifests.ts";
 
 const ONE_NODE = "nodes:\n  alpha: { url: http://127.0.0.1:7401 }\n";
 const TWO_NODES = [
@@ -431,7 +432,7 @@ Deno.test("parseManifest reports several errors at once, sorted by position", as
   assert.equal(
     formatDiagnostic(list[0] ?? assert.fail("no diagnostics")),
     'm.yaml:2:3: unknown key "nam" in cluster; did you mean "name"? (expected one of: name, ' +
-      "secretFile, heartbeat, witness, fence, failedCooldown, tls, notify)",
+      "secretFile, heartbeat, witness, fence, failedCooldown, tls, notify, watchdog)",
   );
 });
 
@@ -621,4 +622,17 @@ Deno.test("parseManifest refuses https urls without cluster.tls, at the url", as
   const errs = await errors(text);
   assert.equal(at(errs, 'node "alpha" has an https url'), pos(text, 4, "https"));
   assert.equal(at(errs, "the witness has an https url"), pos(text, 2, "https"));
+});
+
+// ---------------------------------------------------------------- hostile input
+
+Deno.test("parseManifest reports every hostile manifest as a located error, never a throw", async () => {
+  for (const c of hostileManifests()) {
+    const r = await parseManifest(c.text, "hostile.yaml");
+    assert.equal(r.ok, false, c.name);
+    if (r.ok) continue;
+    const first = r.errors[0]!;
+    assert.match(first.message, c.message, `${c.name}: ${first.message.slice(0, 200)}`);
+    assert.equal(first.line, c.line, `${c.name}: ${formatDiagnostic(first).slice(0, 200)}`);
+  }
 });

@@ -73,6 +73,10 @@ export interface AgentOptions {
   onRecord?: (rec: EventRecord) => void;
   /** The lease that outlives the agent (src/guard/): told after every step. Absent: none. */
   lease?: LeaseSink;
+  /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
+  checkReboot?: () => Promise<boolean | null>;
+  /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
+  watchdogFact?: boolean | null;
 }
 
 /** One node's running agent. */
@@ -99,6 +103,8 @@ export class Agent {
   #releaseLock: (() => void) | null = null;
   #log: (line: string) => void;
   #stopped = false;
+  /** A step threw since the last {@linkcode Agent.cycle} began. */
+  #stepFailed = false;
   /** Why the latest state save failed; null once one succeeds. */
   #persistError: string | null = null;
   /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
@@ -177,7 +183,9 @@ export class Agent {
     for (const app of this.#opts.runner.cleanStale?.(adopted.map((a) => a.app)) ?? []) {
       this.#record("warn", app, "stale_killed", "processes left by a dead copy: cgroup killed");
     }
-    this.dispatch({ type: "boot", persisted, adopted, lost });
+    const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
+    const watchdog = this.#opts.watchdogFact ?? null;
+    this.dispatch({ type: "boot", persisted, adopted, lost, reboot, watchdog });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
     } else {
@@ -227,7 +235,16 @@ export class Agent {
   dispatch(event: Event): void {
     if (this.#stopped) return;
     const now = this.#clock.now();
-    const { actions } = step(this.state, event, now);
+    let actions: Action[];
+    try {
+      ({ actions } = step(this.state, event, now));
+    } catch (err) {
+      // A bug in the core must not take the agent (and the lease it keeps) down with it.
+      this.#stepFailed = true;
+      this.#record("error", null, "internal_error", `${event.type}: ${errText(err)}`);
+      if (this.#adaptive) this.#armTick(now, false);
+      return;
+    }
     this.#execute(actions);
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     // Which process a check loop watches changes only with a decision, and a decision acts.
@@ -282,6 +299,17 @@ export class Agent {
     }
   }
 
+  /**
+   * One decision cycle on demand (a core tick): whether it completed without error. The
+   * watchdog pets only after such a cycle (`watchdog.ts`).
+   */
+  cycle(): boolean {
+    if (this.#stopped) return false;
+    this.#stepFailed = false;
+    this.dispatch({ type: "tick" });
+    return !this.#stepFailed;
+  }
+
   /** An event that expects a reply (operator commands, handover requests from a peer). */
   request(make: (id: string) => Event, timeoutMs = 120_000): Promise<Reply> {
     const id = crypto.randomUUID();
@@ -306,7 +334,11 @@ export class Agent {
 
   /** Re-read the manifest; an invalid one changes nothing. */
   async reload(): Promise<ReloadResult> {
-    const loaded = await this.#opts.loadManifest();
+    // A loader that throws is a refused manifest like any other: the last good one stays.
+    const loaded = await this.#opts.loadManifest().catch((err) => ({
+      ok: false as const,
+      errors: [`cannot load the manifest: ${errText(err)}`],
+    }));
     if (!loaded.ok) {
       this.#record(
         "error",
@@ -419,7 +451,10 @@ export class Agent {
           ? (this.#persistError ?? "cannot write state")
           : replyError;
         this.#perform(action, unsaved);
-      });
+      }).catch((err) =>
+        // A rejected chain would hold back every later action for good.
+        this.#record("error", null, "internal_error", `${action.type}: ${errText(err)}`)
+      );
     }
   }
 

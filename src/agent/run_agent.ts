@@ -5,6 +5,10 @@
  * @module
  */
 import { Agent } from "./agent.ts";
+import { checkReboot } from "./boot_id.ts";
+import { takeNotifyEnv } from "./notify.ts";
+import { openManifestWatchdog, superviseAgent } from "./service_manager.ts";
+import { checkLockHeld, FatalAgentError, installCrashGuard } from "./crash_guard.ts";
 import { formatDiagnostic, loadManifestFile } from "../manifest/load.ts";
 import type { Manifest } from "../manifest/types.ts";
 import type { StartMode } from "../core/types.ts";
@@ -48,6 +52,9 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
     : {};
   const caCert = tls?.ca ? await Deno.readTextFile(tls.ca) : null;
+  // Taken before any app starts: the apps must not inherit systemd's notify socket.
+  const notifyEnv = takeNotifyEnv();
+  const watchdog = await openManifestWatchdog(manifest, (line) => console.error(line));
   const client = new PeerClient({
     node,
     secret: opts.secret,
@@ -69,6 +76,8 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     transport: obs.transport,
     checks: obs.checks,
     onRecord: obs.onRecord,
+    checkReboot: () => checkReboot(opts.stateDir),
+    watchdogFact: watchdog.fact,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);
       return r.ok
@@ -95,16 +104,32 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   console.error(
     `baton: node ${node} listening on ${self.url}, state in ${opts.stateDir}, mode ${opts.mode}`,
   );
+  const supervision = superviseAgent(agent, {
+    env: notifyEnv,
+    device: watchdog.device,
+    log: (line) => console.error(line),
+    maxLagMs: Math.max(manifest.cluster.heartbeat.fenceAfterMs, 100),
+  });
 
   const done = Promise.withResolvers<number>();
-  const stop = (sig: string) => {
+  const stop = (sig: string, code = 0) => {
     console.error(`baton: ${sig}: agent stopping; apps keep running and are adopted on restart`);
-    done.resolve(0);
+    done.resolve(code);
   };
+  // Nothing uncaught stops the agent, except a lost state directory lock.
+  const uninstallGuard = installCrashGuard({
+    log: (line) => console.error(line),
+    onFatal: (err) => stop(err.message, 1),
+  });
+  const lockTimer = setInterval(() => {
+    checkLockHeld(opts.stateDir).catch((err) => {
+      if (err instanceof FatalAgentError) stop(err.message, 1);
+    });
+  }, LOCK_CHECK_MS);
   const onHup = () => {
     agent.reload().then((r) => {
       if (!r.ok) console.error(`baton: reload refused:\n${r.errors.join("\n")}`);
-    });
+    }).catch((err) => console.error(`baton: reload failed: ${err}`));
   };
   Deno.addSignalListener("SIGHUP", onHup);
   const onTerm = () => stop("SIGTERM");
@@ -115,11 +140,16 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   Deno.removeSignalListener("SIGHUP", onHup);
   Deno.removeSignalListener("SIGTERM", onTerm);
   Deno.removeSignalListener("SIGINT", onInt);
+  clearInterval(lockTimer);
+  // A clean stop disarms the device; a fatal one (code 1) leaves it to reset a host whose
+  // agent does not come back.
+  await supervision.stop(code === 0);
   await agent.shutdown();
   await obs.close();
   await server.shutdown();
   await httpServer?.shutdown();
   client.close();
+  uninstallGuard();
   return code;
 }
 
@@ -135,3 +165,6 @@ function serveRead(addr: string, fetch: (req: Request) => Response | Promise<Res
   console.error(`baton: status page and /metrics on http://${addr}/`);
   return server;
 }
+
+/** How often the agent checks that it still holds the state directory lock. */
+const LOCK_CHECK_MS = 2_000;

@@ -66,6 +66,8 @@ export function initNodeState(
     expecting: null,
     lastHandoverTo: null,
     roleReason: "starting",
+    resume: null,
+    watchdogOk: null,
   };
 }
 
@@ -195,6 +197,7 @@ export function allowedHere(state: NodeState, spec: AppSpec): boolean {
 export function desiredHere(state: NodeState, spec: AppSpec, now: number): boolean {
   if (!allowedHere(state, spec)) return false;
   if (!spec.movable) return true;
+  if (state.resume !== null) return false; // the lease is not re-established yet
   if (now < state.bootUntil) {
     return Object.values(state.peers).every((p) => peerAlive(state, p, now));
   }

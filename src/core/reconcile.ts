@@ -22,7 +22,10 @@ export function reconcile(state: NodeState, now: number, out: Out): void {
           // longer (it stepped down or fenced itself while the app was still starting).
           const fence = spec.movable && state.handover === null;
           stop(app, whyNotHere(state), out, fence ? "kill" : "graceful");
-        } else if (app.specHash !== spec.hash && !state.maintenance) {
+        } else if (
+          app.specHash !== spec.hash && !state.maintenance &&
+          !(spec.movable && state.resume !== null)
+        ) {
           // In maintenance nothing is restarted: the new spec is applied when it ends.
           stop(app, "manifest changed", out);
         }

@@ -18,6 +18,8 @@ import {
 import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
+import { watchdogBlocks } from "./watchdog_rule.ts";
+import { beginResume, bootKind, noteResumeEvidence, settleResume } from "./resume.ts";
 import {
   becomeActive,
   escalate,
@@ -30,8 +32,10 @@ import {
   onPeerUnreachable,
   onPrepare,
   onPrepareResult,
+  onWatchdogFact,
   onWitness,
   progressHandover,
+  stepDown,
   tickCluster,
 } from "./takeover.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
@@ -115,7 +119,12 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
         onCommand(state, event.id, event.command, now, out);
       }
       break;
+    case "watchdog":
+      onWatchdogFact(state, event, now, out);
+      break;
   }
+  noteResumeEvidence(state, event);
+  settleResume(state, now, out, esc);
   progressSwitchover(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
   if (out.dirty) {
@@ -139,6 +148,7 @@ function onBoot(
   const hasPeers = Object.keys(state.peers).length > 0;
   state.quietUntil = hasPeers ? now + deadAfter : now;
   state.bootUntil = hasPeers ? now + deadAfter : now;
+  if (ev.watchdog !== undefined) state.watchdogOk = ev.watchdog;
   const p = ev.persisted;
   if (p) {
     state.epoch = p.epoch;
@@ -152,9 +162,9 @@ function onBoot(
     } else if (p.role === "active") {
       state.role = "active";
       state.activeSince = now;
-      state.roleReason = `resumed as active at epoch ${p.epoch} after an agent restart`;
+      state.roleReason = `resumed as active at epoch ${p.epoch} after ${bootKind(ev.reboot)}`;
     } else {
-      state.roleReason = "resumed as standby after an agent restart";
+      state.roleReason = `resumed as standby after ${bootKind(ev.reboot)}`;
     }
     out.record("info", null, "boot", state.roleReason);
   } else {
@@ -181,10 +191,28 @@ function onBoot(
     state.apps[name] = app;
     lost.push(app);
   }
-  if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
-    becomeActive(state, "started with --mode active", now, out);
+  const blocked = watchdogBlocks(state);
+  if (blocked && state.role === "active") {
+    stepDown(state, blocked, now, out);
+  } else if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
+    if (blocked) out.record("error", null, "hold", `not taking --mode active: ${blocked}`);
+    else becomeActive(state, "started with --mode active", now, out);
   }
-  for (const app of lost) onLost(state, app, now, out, escalate);
+  // A resumed active with peers asks before it acts on its movable apps (resume.ts).
+  const resume = p?.role === "active" && state.role === "active" && hasPeers;
+  const deferred: string[] = [];
+  for (const app of lost) {
+    if (resume && state.manifest.apps[app.name]?.movable) deferred.push(app.name);
+    else if (ev.reboot === true) {
+      out.record(
+        "info",
+        app.name,
+        "start_after_reboot",
+        "exited with the host (it rebooted): not counted as a failure",
+      );
+    } else onLost(state, app, now, out, escalate);
+  }
+  if (resume) beginResume(state, deferred, ev.reboot ?? null, now, out);
   out.dirty = true;
 }
 

@@ -24,6 +24,7 @@ import {
   setRole,
   toPersisted,
 } from "./node_state.ts";
+import { watchdogBlocks } from "./watchdog_rule.ts";
 import type { Out } from "./out.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
 
@@ -215,6 +216,7 @@ export function onClaimResult(
   if (state.role !== "standby" || state.maintenance || livePeerActives(state, now).length > 0) {
     return;
   }
+  if (watchdogBlocks(state)) return;
   if (nextEpoch(state) > ev.epoch) {
     // We heard of a higher epoch while the claim was on its way: the grant is outdated.
     out.record("warn", null, "claim_outdated", `granted epoch ${ev.epoch} is already taken`);
@@ -308,8 +310,26 @@ export function noPeerReason(state: NodeState, now: number): string {
  * handover is under way; if not, the caller keeps restarting the app here with backoff.
  */
 export function escalate(state: NodeState, app: AppState, reason: string, now: number, out: Out) {
+  if (state.role === "failed") {
+    out.record("warn", app.name, "no_handover", "node is failed: nothing to hand over");
+    return false;
+  }
   if (state.role !== "active") {
-    out.record("warn", app.name, "no_handover", `node is ${state.role}: nothing to hand over`);
+    // Never deferred: kept until the node is active, it would hand over everything then.
+    const was = state.role;
+    const why = `${app.name}: ${reason} (escalated while ${was})`;
+    setRole(state, "failed", `failed: ${why} (run "baton clear" once the host is repaired)`);
+    state.failedAt = now;
+    state.failedReason = why;
+    state.claiming = null;
+    out.dirty = true;
+    out.record(
+      "error",
+      app.name,
+      "failed",
+      `escalation while ${was}: this node is ` +
+        `failed at once and takes no apps until "baton clear": ${reason}`,
+    );
     return false;
   }
   return startHandover(state, "escalation", null, `${app.name}: ${reason}`, null, now, out);
@@ -521,6 +541,8 @@ export function onPrepare(
   if (!state.peers[ev.from]) return refuse(`unknown node ${ev.from}`);
   if (state.role !== "standby") return refuse(`this node is ${state.role}`);
   if (state.maintenance) return refuse("this node is in maintenance");
+  const blocked = watchdogBlocks(state);
+  if (blocked) return refuse(blocked);
   if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
   out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
@@ -544,6 +566,8 @@ export function onCommit(
   if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
   if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
+  const blocked = watchdogBlocks(state);
+  if (blocked) return reply(409, { ok: false, error: blocked });
   if (takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out)) {
     reply(200, { ok: true, epoch: state.epoch });
   } else {
@@ -784,6 +808,11 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
  * so two nodes deciding at once cannot both win). Returns whether the node is active now.
  */
 function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
+  const blocked = watchdogBlocks(state);
+  if (blocked) {
+    hold(state, now, out, blocked);
+    return false;
+  }
   // Always ask a baton witness, even with every peer in sight: our view may be old (a
   // partition just healed), and the witness grants one claim at a time. Safety first: while
   // it is unreachable nobody takes over.
@@ -803,4 +832,20 @@ function hold(state: NodeState, now: number, out: Out, why: string): void {
   if (now < state.holdNoticeAt) return;
   state.holdNoticeAt = now + state.manifest.cluster.heartbeat.deadAfterMs * 5;
   out.record("warn", null, "hold", `not taking over: ${why}`);
+}
+
+/** The watchdog device's state changed (input fact); an active that now lacks it steps down. */
+export function onWatchdogFact(
+  state: NodeState,
+  ev: { ok: boolean; detail: string },
+  now: number,
+  out: Out,
+): void {
+  const before = state.watchdogOk;
+  state.watchdogOk = ev.ok;
+  if (before !== ev.ok) {
+    out.record(ev.ok ? "info" : "error", null, "watchdog", `watchdog device: ${ev.detail}`);
+  }
+  const blocked = watchdogBlocks(state);
+  if (blocked && state.role === "active") stepDown(state, blocked, now, out);
 }

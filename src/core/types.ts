@@ -209,6 +209,23 @@ export interface NodeState {
   lastHandoverTo: string | null;
   /** Human sentence saying why the node is in its current role. */
   roleReason: string;
+  /**
+   * A resumed active that has not re-established its lease (see `resume.ts`): no movable app is
+   * started, restarted or stopped meanwhile. `lost`: apps that died while the agent was away.
+   */
+  /** Whether the watchdog device is open and petted (an input fact); null = not reported. */
+  watchdogOk: boolean | null;
+  resume: {
+    since: number;
+    /** With a witness: the lease is lost if not re-established by then (`fenceAfter`). */
+    until: number;
+    lost: string[];
+    reboot: boolean | null;
+    /** Peers heard since the boot. */
+    heard: string[];
+    /** A baton witness answered a beat sent since the boot. */
+    witnessOk: boolean;
+  } | null;
 }
 
 /** The view of a node that peers exchange in heartbeats. */
@@ -241,7 +258,16 @@ export type Event =
     adopted: AdoptedApp[];
     /** Persisted apps whose process is gone (or was replaced by another PID owner). */
     lost: string[];
+    /**
+     * Whether the host rebooted since the agent last ran (its kernel boot id changed); null or
+     * absent when unknown. A reboot kills every app: their loss is not their failure.
+     */
+    reboot?: boolean | null;
+    /** Whether the watchdog device opened (only matters with `cluster.watchdog`). */
+    watchdog?: boolean | null;
   }
+  /** The watchdog device became (un)available: a write failed, or it was reopened. */
+  | { type: "watchdog"; ok: boolean; detail: string }
   | { type: "tick" }
   | { type: "manifest"; manifest: Manifest }
   | { type: "app_started"; app: string; pid: number; startTime: number; specHash: string }

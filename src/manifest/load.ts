@@ -30,6 +30,13 @@ import { dirname, resolve } from "node:path";
 import type { z } from "zod";
 import { formatDuration } from "./duration.ts";
 import {
+  findLimitViolations,
+  firstAliasOffset,
+  MAX_ALIAS_COUNT,
+  MAX_MANIFEST_CHARS,
+  scanNesting,
+} from "./limits.ts";
+import {
   AppSchema,
   HeartbeatSchema,
   knownKeys,
@@ -528,6 +535,9 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
     witness: c.witness === undefined ? null : { url: _trimUrl(c.witness.url) },
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
+    ...(c.watchdog && c.watchdog.mode !== "off"
+      ? { watchdog: { mode: c.watchdog.mode, device: c.watchdog.device } }
+      : {}),
     tls: c.tls === undefined ? null : {
       cert: abs(c.tls.cert),
       key: abs(c.tls.key),
@@ -558,6 +568,40 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
  * ```
  */
 export async function parseManifest(text: string, file: string): Promise<LoadResult> {
+  if (text.length > MAX_MANIFEST_CHARS) {
+    return _failAt(
+      file,
+      `manifest of ${text.length} characters: expected at most ${MAX_MANIFEST_CHARS}`,
+    );
+  }
+  const nesting = scanNesting(text);
+  if (nesting !== null) {
+    const lines = new LineCounter();
+    lines.addNewLine(0);
+    for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1)) {
+      lines.addNewLine(at + 1);
+    }
+    const d = new _Diagnostics(file, null, lines);
+    d.atOffset(nesting.offset, nesting.message, "error");
+    return { ok: false, errors: d.errors, warnings: [] };
+  }
+  try {
+    return await _parseManifest(text, file);
+  } catch (error) {
+    // Nothing in a manifest may crash the caller (an agent reloading it keeps running).
+    return _failAt(file, `cannot load manifest: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+function _failAt(file: string, message: string): LoadResult {
+  return {
+    ok: false,
+    errors: [{ file, line: 1, col: 1, message, severity: "error" }],
+    warnings: [],
+  };
+}
+
+async function _parseManifest(text: string, file: string): Promise<LoadResult> {
   const lines = new LineCounter();
   const doc = parseDocument(text, {
     lineCounter: lines,
@@ -578,7 +622,25 @@ export async function parseManifest(text: string, file: string): Promise<LoadRes
   const fatalSyntax = doc.errors.some((e) => e.code !== "DUPLICATE_KEY");
   if (fatalSyntax) return { ok: false, errors: d.sorted(d.errors), warnings: d.sorted(d.warnings) };
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 1000 });
+  const limits = findLimitViolations(doc);
+  for (const v of limits) d.atOffset(v.offset, v.message, "error");
+  if (limits.length > 0) {
+    return { ok: false, errors: d.sorted(d.errors), warnings: d.sorted(d.warnings) };
+  }
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // An alias bomb or a merge key that includes itself: the yaml library gives up.
+    const why = error instanceof Error ? error.message : String(error);
+    d.atOffset(
+      firstAliasOffset(doc),
+      `aliases expand too far (more than ${MAX_ALIAS_COUNT} expansions, or an alias that ` +
+        `includes itself): ${why}`,
+      "error",
+    );
+    return { ok: false, errors: d.sorted(d.errors), warnings: d.sorted(d.warnings) };
+  }
   // Top-level `x-...` keys are free for YAML anchors (`x-defaults: &defaults ...`).
   const top = _record(raw);
   for (const key of Object.keys(top ?? {})) if (key.startsWith("x-")) delete top?.[key];

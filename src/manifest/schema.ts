@@ -373,6 +373,13 @@ export const NotifySinkSchema = z.strictObject({
       });
     }
   });
+/** `cluster.watchdog`: a Linux watchdog device the agent pets (like Patroni's `watchdog`). */
+const _WatchdogSchema = z.strictObject({
+  mode: z.enum(["off", "automatic", "required"], {
+    error: (iss) => `expected off, automatic or required, found ${describeValue(iss.input)}`,
+  }).default("off"),
+  device: _nonEmptyString("a device path").default("/dev/watchdog"),
+}, { error: _wrong("a mapping { mode, device }") });
 
 /** `cluster:`. A missing or empty `cluster:` gets every default. */
 export const ClusterSchema = z.strictObject({
@@ -389,6 +396,7 @@ export const ClusterSchema = z.strictObject({
   failedCooldown: PositiveDurationSchema.optional(),
   tls: _TlsSchema.optional(),
   notify: z.array(NotifySinkSchema, { error: _wrong("a list of sinks") }).optional(),
+  watchdog: _WatchdogSchema.optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

@@ -126,6 +126,11 @@ export interface Manifest {
     tls: { cert: string; key: string; ca: string | null } | null;
     /** Where events are announced (`cluster.notify`); absent or empty: nowhere. */
     notify?: NotifySink[];
+    /**
+     * A watchdog device to pet while healthy: `automatic` uses it if it opens, `required`
+     * refuses the active role without it. Absent = off.
+     */
+    watchdog?: { mode: "off" | "automatic" | "required"; device: string };
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;

@@ -1509,6 +1509,8 @@ export function fmtEvent(ev: Event): string {
       return `commit_result(${ev.to} ${ev.ok ? "ok" : "refused"}: ${ev.detail})`;
     case "fence_result":
       return `fence_result(${ev.ok ? "ok" : "failed"}: ${ev.detail})`;
+    case "watchdog":
+      return `watchdog(${ev.ok ? "ok" : "unavailable"}: ${ev.detail})`;
     case "claim_result":
       return `claim_result(e${ev.epoch} ${ev.ok ? "granted" : "refused"}: ${ev.detail})`;
     case "command":

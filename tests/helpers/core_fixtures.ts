@@ -171,6 +171,10 @@ export interface BootOptions {
   persisted?: PersistedState | null;
   adopted?: AdoptedApp[];
   lost?: string[];
+  /** The boot fact: the host rebooted since the agent last ran (default: absent, unknown). */
+  reboot?: boolean;
+  /** The watchdog fact: the device opened (default: absent). */
+  watchdog?: boolean;
   /** Complete the spawns of the boot step (feed `app_started`). Default true. */
   settle?: boolean;
 }
@@ -359,6 +363,8 @@ export function boot(node: string, manifest: Manifest, opts: BootOptions = {}): 
       persisted: opts.persisted ?? null,
       adopted: opts.adopted ?? [],
       lost: opts.lost ?? [],
+      ...(opts.reboot === undefined ? {} : { reboot: opts.reboot }),
+      ...(opts.watchdog === undefined ? {} : { watchdog: opts.watchdog }),
     },
     now,
   );
