@@ -165,7 +165,7 @@ export class Agent {
       }
     }
     this.#adoptOrphans(adopted, lost);
-    this.dispatch({ type: "boot", persisted, adopted, lost });
+    this.dispatch({ type: "boot", persisted, adopted, lost, incarnation: crypto.randomUUID() });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
     } else {

@@ -60,12 +60,51 @@ export function initNodeState(
     lastWitnessCheckAt: null,
     apps: {},
     peers,
-    witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null, failing: false },
+    witness: {
+      lastOkAt: null,
+      lastAckAt: null,
+      active: null,
+      kind: null,
+      failing: false,
+      maxEpoch: 0,
+    },
     handover: null,
     expecting: null,
     lastHandoverTo: null,
     roleReason: "starting",
+    incarnation: "",
+    epochFloorKnown: true,
   };
+}
+
+/**
+ * Highest epoch the cluster may ever use: far below `Number.MAX_SAFE_INTEGER`, so the next
+ * epoch of any node is still an exact integer. A message carrying more is refused.
+ */
+export const MAX_EPOCH = 2 ** 48;
+
+/**
+ * How far beyond the highest epoch this node knows a message's epoch may be. Each takeover
+ * raises the cluster's epoch by at most the number of nodes; a million takeovers while this
+ * node was not listening is beyond any real cluster, so a bigger jump is a forgery or a bug
+ * and is ignored (adopting it would make the active SIGKILL its apps for nothing).
+ */
+export const MAX_EPOCH_JUMP = 1_000_000;
+
+/** The highest epoch this node has heard of (its own, its peers', the witness's). */
+export function knownEpoch(state: NodeState): number {
+  let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0, state.witness.maxEpoch);
+  for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
+  return max;
+}
+
+/**
+ * Whether `epoch` is one the cluster could legitimately have reached: a safe integer, at most
+ * {@linkcode MAX_EPOCH}, and at most {@linkcode MAX_EPOCH_JUMP} above {@linkcode knownEpoch}.
+ */
+export function plausibleEpoch(state: NodeState, epoch: number): boolean {
+  return Number.isSafeInteger(epoch) && epoch >= 0 && epoch <= MAX_EPOCH &&
+    epoch <= knownEpoch(state) + MAX_EPOCH_JUMP;
 }
 
 /** A peer we have not heard from yet. */
@@ -83,6 +122,8 @@ export function newPeer(name: string, priority: number): PeerState {
     maintenance: false,
     manifestHash: null,
     lastError: null,
+    incarnation: null,
+    retired: [],
   };
 }
 
@@ -130,6 +171,7 @@ export function nodeInfo(state: NodeState): NodeInfo {
     priority: selfPriority(state),
     maintenance: state.maintenance,
     manifestHash: state.manifest.hash,
+    ...(state.incarnation ? { incarnation: state.incarnation } : {}),
   };
 }
 

@@ -19,7 +19,6 @@ import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
 import {
-  becomeActive,
   escalate,
   onClaimResult,
   onCommand,
@@ -32,6 +31,7 @@ import {
   onPrepareResult,
   onWitness,
   progressHandover,
+  takeOver,
   tickCluster,
 } from "./takeover.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
@@ -134,6 +134,10 @@ function onBoot(
   state.quietUntil = hasPeers ? now + deadAfter : now;
   state.bootUntil = hasPeers ? now + deadAfter : now;
   const p = ev.persisted;
+  state.incarnation = ev.incarnation ?? "";
+  // Without its state a node does not know which epochs it took before: it learns the
+  // cluster's epoch from a peer or the witness before it takes one.
+  state.epochFloorKnown = p !== null || !hasPeers;
   if (p) {
     state.epoch = p.epoch;
     state.roleSeq = p.roleSeq;
@@ -176,7 +180,9 @@ function onBoot(
     lost.push(app);
   }
   if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
-    becomeActive(state, "started with --mode active", now, out);
+    // An operator override, but through the same claim as every takeover: with a baton
+    // witness it is granted only if no other node is active.
+    takeOver(state, "started with --mode active", now, out);
   }
   for (const app of lost) onLost(state, app, now, out, escalate);
   out.dirty = true;

@@ -17,9 +17,11 @@
 import { killMovable } from "./reconcile.ts";
 import {
   human,
+  knownEpoch,
   livePeerActives,
   nodeInfo,
   peerAlive,
+  plausibleEpoch,
   selfPriority,
   setRole,
   toPersisted,
@@ -29,6 +31,8 @@ import type { AppState, Command, Event, Handover, NodeState, PeerState } from ".
 
 /** How long a standby that acknowledged a handover waits for the commit. */
 const EXPECT_GRACE_MS = 60_000;
+/** Earlier incarnations remembered per peer, so their late messages are known stale. */
+const RETIRED_INCARNATIONS = 4;
 
 // ---------------------------------------------------------------- peers and the witness
 
@@ -42,6 +46,33 @@ export function onPeerInfo(
   const peer = state.peers[ev.info.node];
   if (!peer) return;
   const info = ev.info;
+  if (!plausibleEpoch(state, info.epoch)) {
+    // Not an epoch the cluster can have reached: a forgery or a bug. Adopting it would make
+    // an active SIGKILL its apps and leave no epoch to take after it; it proves nothing.
+    const why = `implausible epoch ${info.epoch} from ${info.node} (highest known ` +
+      `${knownEpoch(state)}): ignored`;
+    if (peer.lastError !== why) out.record("error", null, "bad_epoch", why);
+    peer.lastError = why;
+    return;
+  }
+  const inc = info.incarnation ?? null;
+  if (inc !== null && peer.retired.includes(inc)) return; // a late message of an older boot
+  let reborn = false;
+  if (inc !== null && inc !== peer.incarnation) {
+    if (peer.incarnation !== null) {
+      peer.retired = [...peer.retired, peer.incarnation].slice(-RETIRED_INCARNATIONS);
+      reborn = true;
+      out.record(
+        "info",
+        null,
+        "peer_restarted",
+        `peer ${info.node} restarted (new incarnation; ${info.role}, epoch ${info.epoch})`,
+      );
+      state.viewChangedAt = now;
+    }
+    peer.incarnation = inc;
+  }
+  state.epochFloorKnown = true; // a peer told us its epoch
   if (peer.role !== info.role && peer.lastHeardAt !== null) {
     out.record(
       "info",
@@ -64,8 +95,10 @@ export function onPeerInfo(
   peer.lastError = null;
   // Messages can arrive out of order: one older than what we know (lower epoch, or the same
   // epoch and a lower role counter) proves the peer alive but says nothing new about it.
-  const stale = info.epoch < peer.epoch ||
-    (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq);
+  // A new incarnation counts afresh: its role counter (and, if its state was lost, its epoch)
+  // restarted at 0.
+  const stale = !reborn && (info.epoch < peer.epoch ||
+    (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq));
   if (stale) return;
   if (peer.role !== info.role || peer.maintenance !== info.maintenance) state.viewChangedAt = now;
   peer.role = info.role;
@@ -146,6 +179,13 @@ export function onWitness(
   out: Out,
 ): void {
   const wasOk = witnessFresh(state, now);
+  if (
+    ev.ok && ((ev.active && !plausibleEpoch(state, ev.active.epoch)) ||
+      (ev.maxEpoch !== undefined && !plausibleEpoch(state, ev.maxEpoch)))
+  ) {
+    out.record("error", null, "bad_epoch", "implausible epoch in a witness reply: ignored");
+    return;
+  }
   if (ev.ok) {
     const prev = state.witness.lastAckAt;
     const ack = ev.sentAt === undefined ? prev : Math.max(prev ?? ev.sentAt, ev.sentAt);
@@ -155,7 +195,9 @@ export function onWitness(
       active: ev.active,
       kind: ev.kind,
       failing: false,
+      maxEpoch: Math.max(state.witness.maxEpoch, ev.maxEpoch ?? 0),
     };
+    if (ev.kind === "baton" && ev.maxEpoch !== undefined) state.epochFloorKnown = true;
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
@@ -243,8 +285,7 @@ export function becomeActive(
  * never pick the same epoch, and the lower one yields when they meet.
  */
 export function nextEpoch(state: NodeState): number {
-  let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0);
-  for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
+  const max = knownEpoch(state);
   const names = Object.keys(state.manifest.nodes).sort();
   const n = names.length;
   const slot = names.indexOf(state.self);
@@ -460,7 +501,9 @@ export function onCommitResult(
   if (ev.ok) {
     out.record("info", null, "handover_done", `${ev.to} took over: ${ev.detail}`);
     const peer = state.peers[ev.to];
-    if (peer && ev.epoch !== undefined && ev.epoch >= peer.epoch) {
+    if (
+      peer && ev.epoch !== undefined && ev.epoch >= peer.epoch && plausibleEpoch(state, ev.epoch)
+    ) {
       // Its reply is news of it: active now. Without this, a lost heartbeat or two could make
       // us think the cluster has no active and take the apps straight back.
       peer.role = "active";
@@ -504,6 +547,7 @@ export function onPrepare(
   if (state.role !== "standby") return refuse(`this node is ${state.role}`);
   if (state.maintenance) return refuse("this node is in maintenance");
   if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
+  if (!plausibleEpoch(state, ev.epoch)) return refuse(`implausible epoch ${ev.epoch}`);
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
   out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
   out.push({ type: "reply", id: ev.id, status: 200, body: { ok: true, node: state.self } });
@@ -518,7 +562,11 @@ export function onCommit(
 ): void {
   const reply = (status: number, body: Record<string, unknown>) =>
     out.push({ type: "reply", id: ev.id, status, body });
-  if (!state.peers[ev.from]) return reply(409, { ok: false, error: `unknown node ${ev.from}` });
+  const from = state.peers[ev.from];
+  if (!from) return reply(409, { ok: false, error: `unknown node ${ev.from}` });
+  if (!plausibleEpoch(state, ev.epoch)) {
+    return reply(409, { ok: false, error: `implausible epoch ${ev.epoch}` });
+  }
   if (ev.epoch < state.epoch && state.role !== "active") {
     return reply(409, { ok: false, error: `stale epoch ${ev.epoch} (ours ${state.epoch})` });
   }
@@ -526,6 +574,9 @@ export function onCommit(
   if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
   if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
+  // The handover's epoch is the sender's: ours must be above it.
+  from.epoch = Math.max(from.epoch, ev.epoch);
+  state.epochFloorKnown = true;
   if (takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out)) {
     reply(200, { ok: true, epoch: state.epoch });
   } else {
@@ -724,7 +775,16 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
     if (w && age !== null && age < hb.deadAfterMs && w.node !== state.self) {
       return hold(state, now, out, `the witness still hears active ${w.node} (${human(age)} ago)`);
     }
-    if (unseen.length > 0 && state.witness.kind !== "baton") reason += "; witness reachable";
+    if (unseen.length > 0 && !batonWitness(state)) reason += "; witness reachable";
+  }
+  if (!state.epochFloorKnown) {
+    return hold(
+      state,
+      now,
+      out,
+      "no state on disk and no peer or witness heard yet: the cluster's epoch is unknown " +
+        "(an epoch this node used before could be taken again)",
+    );
   }
   takeOver(state, reason, now, out);
 }
@@ -782,11 +842,11 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
  * Become active now, or, with a baton witness, ask it first (it grants one claim at a time,
  * so two nodes deciding at once cannot both win). Returns whether the node is active now.
  */
-function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
+export function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
   // Always ask a baton witness, even with every peer in sight: our view may be old (a
   // partition just healed), and the witness grants one claim at a time. Safety first: while
   // it is unreachable nobody takes over.
-  if (state.witness.kind === "baton") {
+  if (batonWitness(state)) {
     const epoch = nextEpoch(state);
     state.claiming = { epoch, reason, since: now };
     out.record("warn", null, "claim", `${reason}; asking the witness for epoch ${epoch}`);
@@ -795,6 +855,14 @@ function takeOver(state: NodeState, reason: string, now: number, out: Out): bool
   }
   becomeActive(state, reason, now, out);
   return true;
+}
+
+/**
+ * Whether takeovers go through a baton witness's claim: the manifest says so (`witness: URL`),
+ * or the witness answered as one.
+ */
+function batonWitness(state: NodeState): boolean {
+  return state.manifest.cluster.witness?.kind === "baton" || state.witness.kind === "baton";
 }
 
 /** Record, at most once per 5 × `deadAfter`, why a standby does not take over. */

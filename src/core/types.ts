@@ -78,6 +78,13 @@ export interface PeerState {
   manifestHash: string | null;
   /** Error of the latest failed exchange, if the latest one failed. */
   lastError: string | null;
+  /**
+   * The peer's boot id (a restarted agent has a new one): its role counter and epoch start
+   * afresh with it, so a node whose state was wiped is not ignored as stale.
+   */
+  incarnation: string | null;
+  /** Earlier incarnations of the peer (latest last, a few): their late messages are stale. */
+  retired: string[];
 }
 
 /** What the witness told us last. */
@@ -95,6 +102,8 @@ export interface WitnessState {
   failing: boolean;
   /** Whether the witness is a baton witness (knows about actives) or only reachable. */
   kind: "baton" | "http" | null;
+  /** Highest epoch a baton witness said it granted or heard: a floor for our next epoch. */
+  maxEpoch: number;
 }
 
 /** A planned or forced move of every movable app from this node to a peer. */
@@ -193,6 +202,14 @@ export interface NodeState {
   lastHandoverTo: string | null;
   /** Human sentence saying why the node is in its current role. */
   roleReason: string;
+  /** This boot's id, sent in heartbeats (see {@linkcode PeerState.incarnation}); "" = none. */
+  incarnation: string;
+  /**
+   * False after a boot without persisted state in a cluster with peers, until a peer or a baton
+   * witness has told us the cluster's epoch: until then this node takes no epoch (it could
+   * reuse one it took before its state was lost).
+   */
+  epochFloorKnown: boolean;
 }
 
 /** The view of a node that peers exchange in heartbeats. */
@@ -209,6 +226,8 @@ export interface NodeInfo {
   priority: number;
   maintenance: boolean;
   manifestHash: string;
+  /** The sender's boot id (random per agent start). */
+  incarnation?: string | undefined;
 }
 
 /** Operator commands handled by the core. */
@@ -225,6 +244,8 @@ export type Event =
     adopted: AdoptedApp[];
     /** Persisted apps whose process is gone (or was replaced by another PID owner). */
     lost: string[];
+    /** A fresh id for this boot, chosen by the driver (random). */
+    incarnation?: string;
   }
   | { type: "tick" }
   | { type: "manifest"; manifest: Manifest }
@@ -243,6 +264,8 @@ export type Event =
     error: string | null;
     /** When the beat this answers was sent. */
     sentAt?: number;
+    /** Highest epoch the baton witness granted or heard. */
+    maxEpoch?: number;
   }
   | { type: "takeover_prepare"; id: string; from: string; epoch: number; reason: string }
   | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }

@@ -45,6 +45,8 @@ export class WitnessArbiter {
   #beats = new Map<string, { role: Role; epoch: number; at: number }>();
   #grant: { node: string; epoch: number; at: number } | null = null;
   #maxGranted = 0;
+  /** Highest epoch granted or heard in any beat since the witness started. */
+  #maxEpoch = 0;
   #startedAt: number;
   readonly leaseMs: number;
 
@@ -59,6 +61,7 @@ export class WitnessArbiter {
     this.#beats.clear();
     this.#grant = null;
     this.#maxGranted = 0;
+    this.#maxEpoch = 0;
     this.#startedAt = now;
   }
 
@@ -66,6 +69,7 @@ export class WitnessArbiter {
   beat(node: string, role: Role, epoch: number, now: number): void {
     this.#beats.delete(node); // re-insert: the map stays ordered by last beat
     this.#beats.set(node, { role, epoch, at: now });
+    this.#maxEpoch = Math.max(this.#maxEpoch, epoch);
     const g = this.#grant;
     if (g && g.node === node) {
       if (role === "active" && epoch === g.epoch) g.at = now;
@@ -77,6 +81,14 @@ export class WitnessArbiter {
   forgetOldest(): void {
     const oldest = this.#beats.keys().next();
     if (!oldest.done) this.#beats.delete(oldest.value);
+  }
+
+  /**
+   * Highest epoch granted or heard since the witness started: a node that lost its state
+   * takes its next epoch above it.
+   */
+  get maxEpoch(): number {
+    return this.#maxEpoch;
   }
 
   /** Number of nodes recorded. */

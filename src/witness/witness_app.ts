@@ -24,6 +24,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Role } from "../core/types.ts";
 import { WitnessArbiter } from "./arbiter.ts";
+import { MAX_EPOCH } from "../core/node_state.ts";
 import {
   type AuthVariables,
   hmacAuth,
@@ -46,7 +47,7 @@ const ROLES = ["standby", "active", "failed"] as const satisfies readonly Role[]
 export const WitnessBeatSchema = z.strictObject({
   node: z.string().min(1).max(128),
   role: z.enum(ROLES),
-  epoch: z.number().int().nonnegative(),
+  epoch: z.number().int().nonnegative().max(MAX_EPOCH),
 });
 
 /** A beat a node posts to the witness. */
@@ -72,6 +73,8 @@ export interface WitnessView {
   witness: "baton";
   nodes: Record<string, WitnessNodeView>;
   active: WitnessActive | null;
+  /** Highest epoch granted or heard since the witness started. */
+  maxEpoch: number;
 }
 
 /** Options of {@linkcode createWitnessApp}. */
@@ -109,7 +112,12 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
 
   const view = (): WitnessView => {
     const now = opts.now();
-    return { witness: "baton", nodes: arbiter.nodes(now), active: arbiter.active(now) };
+    return {
+      witness: "baton",
+      nodes: arbiter.nodes(now),
+      active: arbiter.active(now),
+      maxEpoch: arbiter.maxEpoch,
+    };
   };
 
   const app = new Hono<{ Variables: AuthVariables }>();
