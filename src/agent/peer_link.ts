@@ -224,9 +224,19 @@ export function maxBeatsInFlight(m: Manifest): number {
   return Math.ceil(beatTimeout(m) / hb.intervalMs) + 1;
 }
 
-/** What the witness records of a node. */
-function beatOf(info: NodeInfo): { node: string; role: string; epoch: number } {
-  return { node: info.node, role: info.role, epoch: info.epoch };
+/**
+ * What the witness records of a node; `deadAfterMs` (the longest in force at the node) makes
+ * the witness hold that node's lease at least as long.
+ */
+function beatOf(
+  info: NodeInfo,
+): { node: string; role: string; epoch: number; deadAfterMs?: number } {
+  return {
+    node: info.node,
+    role: info.role,
+    epoch: info.epoch,
+    ...(info.settings ? { deadAfterMs: info.settings.deadAfterMs } : {}),
+  };
 }
 
 function msg(err: unknown): string {

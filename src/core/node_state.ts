@@ -13,6 +13,7 @@ import type {
   Role,
   StartMode,
 } from "./types.ts";
+import { deadAfterInForce, ownSettings } from "./settings.ts";
 
 /**
  * A fresh state for node `self` before its `boot` event.
@@ -74,6 +75,7 @@ export function initNodeState(
     roleReason: "starting",
     incarnation: "",
     epochFloorKnown: true,
+    heldTimings: null,
   };
 }
 
@@ -124,6 +126,8 @@ export function newPeer(name: string, priority: number): PeerState {
     lastError: null,
     incarnation: null,
     retired: [],
+    settings: null,
+    acked: null,
   };
 }
 
@@ -172,6 +176,10 @@ export function nodeInfo(state: NodeState): NodeInfo {
     maintenance: state.maintenance,
     manifestHash: state.manifest.hash,
     ...(state.incarnation ? { incarnation: state.incarnation } : {}),
+    settings: ownSettings(state),
+    seen: Object.fromEntries(
+      Object.values(state.peers).flatMap((p) => p.settings ? [[p.name, p.settings.hash]] : []),
+    ),
   };
 }
 
@@ -200,10 +208,9 @@ export function toPersisted(state: NodeState): PersistedState {
   };
 }
 
-/** Whether a peer was heard within `deadAfter`. */
+/** Whether a peer was heard within `deadAfter` (the longest in force, see `settings.ts`). */
 export function peerAlive(state: NodeState, peer: PeerState, now: number): boolean {
-  return peer.lastHeardAt !== null &&
-    now - peer.lastHeardAt < state.manifest.cluster.heartbeat.deadAfterMs;
+  return peer.lastHeardAt !== null && now - peer.lastHeardAt < deadAfterInForce(state);
 }
 
 /** Peers heard within `deadAfter` that report the active role. */

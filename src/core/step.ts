@@ -18,6 +18,7 @@ import {
 import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
+import { holdTimings } from "./settings.ts";
 import {
   escalate,
   onClaimResult,
@@ -191,6 +192,7 @@ function onBoot(
 function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
   const before = state.manifest;
   state.manifest = manifest;
+  holdTimings(state, before);
   const added = Object.keys(manifest.apps).filter((a) => !before.apps[a]);
   const removed = Object.keys(before.apps).filter((a) => !manifest.apps[a]);
   const changed = Object.keys(manifest.apps).filter((a) =>

@@ -27,6 +27,7 @@ import {
   toPersisted,
 } from "./node_state.ts";
 import type { Out } from "./out.ts";
+import { deadAfterInForce, fenceAfterInForce, releaseHeldTimings } from "./settings.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
 
 /** How long a standby that acknowledged a handover waits for the commit. */
@@ -112,6 +113,11 @@ export function onPeerInfo(
   peer.priority = info.priority;
   peer.maintenance = info.maintenance;
   peer.manifestHash = info.manifestHash;
+  if (info.settings) peer.settings = info.settings;
+  if (info.seen) peer.acked = info.seen[state.self] ?? null;
+  if (releaseHeldTimings(state)) {
+    out.record("info", null, "settings_acked", "every peer acknowledged the new settings");
+  }
   if (info.role === "active") state.seenActive = true;
   if (state.expecting && info.role === "active" && info.epoch > state.expecting.epoch) {
     state.expecting = null; // someone else took the apps
@@ -220,7 +226,7 @@ export function onWitness(
 
 function witnessFresh(state: NodeState, now: number): boolean {
   const at = state.witness.lastOkAt;
-  return at !== null && now - at < state.manifest.cluster.heartbeat.deadAfterMs;
+  return at !== null && now - at < deadAfterInForce(state);
 }
 
 /** Age of the freshest active the baton witness has heard, seen from `now`. */
@@ -715,7 +721,9 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     out.record("warn", null, "expect_expired", `handover from ${state.expecting.from} never came`);
     state.expecting = null;
   }
-  if (state.claiming && now - state.claiming.since >= hb.deadAfterMs) state.claiming = null;
+  if (state.claiming && now - state.claiming.since >= deadAfterInForce(state)) {
+    state.claiming = null;
+  }
 
   if (state.role === "active") {
     tickActive(state, now, out);
@@ -742,7 +750,7 @@ function tickActive(state: NodeState, now: number, out: Out): void {
   // The apps may stay while the witness hears us (it grants no claim against us) or while
   // every peer does (none of them takes over). Otherwise a peer we cannot reach might be
   // granted the apps: stop them before it may start them.
-  const fence = cluster.heartbeat.fenceAfterMs;
+  const fence = fenceAfterInForce(state);
   const age = (t: number | null) => now - Math.max(since, t ?? -Infinity);
   const witnessAge = age(state.witness.lastAckAt);
   const lost = Object.values(state.peers).filter((p) => age(p.lastAckAt) >= fence);
@@ -772,7 +780,7 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
     }
     const age = witnessActiveAge(state, now);
     const w = state.witness.active;
-    if (w && age !== null && age < hb.deadAfterMs && w.node !== state.self) {
+    if (w && age !== null && age < deadAfterInForce(state) && w.node !== state.self) {
       return hold(state, now, out, `the witness still hears active ${w.node} (${human(age)} ago)`);
     }
     if (unseen.length > 0 && !batonWitness(state)) reason += "; witness reachable";
@@ -830,11 +838,11 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
       return null;
     }
     return `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
-      human(hb.deadAfterMs)
+      human(deadAfterInForce(state))
     }`;
   }
   if (peers.length === 0) return "single-node cluster";
-  if (now - state.viewChangedAt < hb.deadAfterMs) return null;
+  if (now - state.viewChangedAt < deadAfterInForce(state)) return null;
   return "no active node in the cluster; highest-priority standby";
 }
 

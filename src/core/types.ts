@@ -9,6 +9,7 @@
  * @module
  */
 import type { Manifest } from "../manifest/types.ts";
+import type { ClusterSettings, HeldTimings } from "./settings.ts";
 
 /** A node's role in the cluster. */
 export type Role = "standby" | "active" | "failed";
@@ -85,6 +86,10 @@ export interface PeerState {
   incarnation: string | null;
   /** Earlier incarnations of the peer (latest last, a few): their late messages are stale. */
   retired: string[];
+  /** The safety settings the peer advertised last (see `settings.ts`). */
+  settings: ClusterSettings | null;
+  /** Hash of our settings the peer said it has seen: it acknowledged them. */
+  acked: string | null;
 }
 
 /** What the witness told us last. */
@@ -210,6 +215,8 @@ export interface NodeState {
    * reuse one it took before its state was lost).
    */
   epochFloorKnown: boolean;
+  /** Timings kept from before a reload until every peer acknowledged the new settings. */
+  heldTimings: HeldTimings | null;
 }
 
 /** The view of a node that peers exchange in heartbeats. */
@@ -228,6 +235,10 @@ export interface NodeInfo {
   manifestHash: string;
   /** The sender's boot id (random per agent start). */
   incarnation?: string | undefined;
+  /** The sender's safety settings and the timings in force there. */
+  settings?: ClusterSettings | undefined;
+  /** Peer name → hash of that peer's settings the sender has received (acknowledgements). */
+  seen?: Record<string, string> | undefined;
 }
 
 /** Operator commands handled by the core. */

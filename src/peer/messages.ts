@@ -25,6 +25,18 @@ export const NodeInfoSchema = z.strictObject({
   maintenance: z.boolean(),
   manifestHash: z.string().max(128),
   incarnation: z.string().regex(/^[0-9a-z-]{1,64}$/).optional(),
+  settings: z.strictObject({
+    hash: z.string().max(64),
+    keys: z.record(z.string().max(64), z.string().max(512)).refine(
+      (k) => Object.keys(k).length <= 32,
+      { message: "at most 32 keys" },
+    ),
+    deadAfterMs: z.number().int().positive().max(2 ** 31 - 1),
+    fenceAfterMs: z.number().int().positive().max(2 ** 31 - 1),
+  }).optional(),
+  seen: z.record(name, z.string().max(64)).refine((s) => Object.keys(s).length <= 64, {
+    message: "at most 64 peers",
+  }).optional(),
 });
 
 /** `POST /v1/takeover/prepare` and `/v1/takeover/commit`. */

@@ -48,6 +48,8 @@ export const WitnessBeatSchema = z.strictObject({
   node: z.string().min(1).max(128),
   role: z.enum(ROLES),
   epoch: z.number().int().nonnegative().max(MAX_EPOCH),
+  /** The longest deadAfter in force at the node: its lease here lasts at least this long. */
+  deadAfterMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
 });
 
 /** A beat a node posts to the witness. */
@@ -157,7 +159,7 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
   app.post(WITNESS_BEAT_PATH, hmacAuth(verifier), (c) => {
     const beat = readBeat(c);
     if (beat instanceof Response) return beat;
-    arbiter.beat(beat.node, beat.role, beat.epoch, opts.now());
+    arbiter.beat(beat.node, beat.role, beat.epoch, opts.now(), beat.deadAfterMs);
     if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
     return c.json({ ok: true as const, ...view() });
   });
@@ -173,7 +175,7 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
         reason: `a claim has role "active", got "${beat.role}"`,
       }, 400);
     }
-    const decision = arbiter.claim(beat.node, beat.epoch, opts.now());
+    const decision = arbiter.claim(beat.node, beat.epoch, opts.now(), beat.deadAfterMs);
     if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
     return c.json({ ...view(), ...decision });
   });
