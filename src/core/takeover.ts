@@ -770,7 +770,6 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
   if (livePeerActives(state, now).length > 0) return;
   let reason = takeoverReason(state, now, out);
   if (reason === null) return;
-  const hb = state.manifest.cluster.heartbeat;
   const unseen = Object.values(state.peers).filter((p) => !peerAlive(state, p, now));
   if (state.manifest.cluster.witness) {
     if (unseen.length > 0 && !witnessFresh(state, now)) {
@@ -804,7 +803,6 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
  * view that has been stable for `deadAfter` (so decisions are not made on stale news).
  */
 function takeoverReason(state: NodeState, now: number, out: Out): string | null {
-  const hb = state.manifest.cluster.heartbeat;
   const peers = Object.values(state.peers);
   const expecting = state.expecting;
   if (expecting) {
