@@ -351,18 +351,30 @@ export class RequestVerifier {
  */
 export type AuthVariables = { peer: string; rawBody: string };
 
-/** Reads at most `limit` bytes of a body; null if it is longer. */
+/** Time {@linkcode hmacAuth} allows for the whole body of a request before it is refused. */
+export const BODY_TIMEOUT_MS = 2_000;
+
+/** Reads at most `limit` bytes of a body within `timeoutMs`; null if it is longer. */
 async function _readBody(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
+  timeoutMs: number,
 ): Promise<string | null> {
   if (body === null) return "";
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`body not received within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+  });
+  late.catch(() => {});
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await Promise.race([reader.read(), late]);
       if (done) break;
       total += value.byteLength;
       if (total > limit) {
@@ -371,7 +383,11 @@ async function _readBody(
       }
       chunks.push(value);
     }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
   } finally {
+    clearTimeout(timer);
     reader.releaseLock();
   }
   const all = new Uint8Array(total);
@@ -407,7 +423,7 @@ export function hmacAuth(
     }
     let text: string | null;
     try {
-      text = await _readBody(c.req.raw.body, MAX_BODY_BYTES);
+      text = await _readBody(c.req.raw.body, MAX_BODY_BYTES, BODY_TIMEOUT_MS);
     } catch (err) {
       // The client went away mid-body (or sent broken chunking): its fault, not ours.
       return c.json({
