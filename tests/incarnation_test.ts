@@ -50,19 +50,41 @@ Deno.test("onPeerInfo: a peer that restarted with a wiped state (roleSeq 0, epoc
   assert.ok(actives[0]!.state.epoch > 1, "the new active takes an epoch above every used one");
 });
 
-Deno.test("tickStandby: a node without state that hears nobody takes no epoch (it could reuse one)", () => {
-  const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: [WEB] });
+Deno.test("tickStandby: a node without state and a baton witness takes no epoch before it learned one", () => {
+  const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: [WEB], witness: "baton" });
   const a = bootWith("alpha", m, "a-1");
-  const acts = a.ticks(0, 60_000, 100);
+  // The witness answers (an old one, that does not say its highest epoch).
+  const run = (from: number, to: number) => {
+    const acts = [];
+    for (let t = from; t <= to; t += 100) {
+      a.witness(t, "baton", null);
+      acts.push(...a.tick(t));
+    }
+    return acts;
+  };
+  const acts = run(0, 60_000);
   assert.equal(a.state.role, "standby");
+  assert.equal(ofType(acts, "claim_witness").length, 0, "no claim at an epoch it may have used");
   assert.match(records(acts, "hold")[0]?.message ?? "", /cluster's epoch is unknown/);
-  // Once a peer has told it the cluster's epoch, it may take over above it.
+  // Once a peer has told it the cluster's epoch, it claims above it.
   const b = bootWith("beta", m, "b-1", 60_000);
   b.state.epoch = 7;
   a.hear(b, 60_100);
-  a.ticks(60_200, 60_200 + 2 * m.cluster.heartbeat.deadAfterMs, 100);
+  const later = run(60_200, 60_200 + 3 * m.cluster.heartbeat.deadAfterMs);
+  const claim = ofType(later, "claim_witness")[0];
+  assert.ok(claim, "alpha claims once it knows the floor");
+  assert.ok(claim.info.epoch > 7, `epoch ${claim.info.epoch} must be above the 7 it learned`);
+});
+
+Deno.test("tickStandby: without a baton witness a lone node without state waits 2 × deadAfter, then goes on loudly", () => {
+  const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: [WEB] });
+  const a = bootWith("alpha", m, "a-1");
+  const dead = m.cluster.heartbeat.deadAfterMs;
+  a.ticks(0, 2 * dead - 100, 100);
+  assert.equal(a.state.role, "standby");
+  const acts = a.ticks(2 * dead, 3 * dead, 100);
   assert.equal(a.state.role, "active");
-  assert.ok(a.state.epoch > 7, `epoch ${a.state.epoch} must be above the 7 it learned`);
+  assert.equal(records(acts, "epoch_unknown").length, 1);
 });
 
 Deno.test("tickStandby: a baton witness's highest epoch is an epoch floor for a node without state", () => {

@@ -54,6 +54,7 @@ export function nextDeadline(state: NodeState, now: number): number {
 
   // Quiet periods, the stable view, retries, notices and pending exchanges.
   at(state.quietUntil);
+  if (!state.epochFloorKnown) at(state.floorWaitUntil);
   at(state.bootUntil);
   if (peers.length > 0) at(state.viewChangedAt + dead);
   if (state.role === "active" && Object.values(state.apps).some((a) => a.escalated)) {

@@ -75,6 +75,7 @@ export function initNodeState(
     roleReason: "starting",
     incarnation: "",
     epochFloorKnown: true,
+    floorWaitUntil: now,
     heldTimings: null,
   };
 }

@@ -139,6 +139,7 @@ function onBoot(
   // Without its state a node does not know which epochs it took before: it learns the
   // cluster's epoch from a peer or the witness before it takes one.
   state.epochFloorKnown = p !== null || !hasPeers;
+  state.floorWaitUntil = now + 2 * deadAfter;
   if (p) {
     state.epoch = p.epoch;
     state.roleSeq = p.roleSeq;

@@ -785,12 +785,24 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
     if (unseen.length > 0 && !batonWitness(state)) reason += "; witness reachable";
   }
   if (!state.epochFloorKnown) {
-    return hold(
-      state,
-      now,
-      out,
-      "no state on disk and no peer or witness heard yet: the cluster's epoch is unknown " +
-        "(an epoch this node used before could be taken again)",
+    if (state.manifest.cluster.witness?.kind === "baton" || now < state.floorWaitUntil) {
+      return hold(
+        state,
+        now,
+        out,
+        "no state on disk and no peer or witness heard yet: the cluster's epoch is unknown " +
+          "(an epoch this node used before could be taken again)",
+      );
+    }
+    // No baton witness to ask, nobody heard for 2 × deadAfter: a first start alone, or a
+    // node that lost its state while cut off. Go on, loudly.
+    state.epochFloorKnown = true;
+    out.record(
+      "warn",
+      null,
+      "epoch_unknown",
+      "no state on disk and no peer heard for 2 × deadAfter: taking an epoch without " +
+        "knowing the cluster's (it may repeat one this node used before its state was lost)",
     );
   }
   takeOver(state, reason, now, out);

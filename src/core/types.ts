@@ -215,6 +215,11 @@ export interface NodeState {
    * reuse one it took before its state was lost).
    */
   epochFloorKnown: boolean;
+  /**
+   * Without a baton witness nothing else can tell a lone node without state the cluster's
+   * epoch: after listening until this time it goes on, with a loud warning.
+   */
+  floorWaitUntil: number;
   /** Timings kept from before a reload until every peer acknowledged the new settings. */
   heldTimings: HeldTimings | null;
 }
