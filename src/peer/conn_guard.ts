@@ -3,8 +3,8 @@
  * before authentication. `Deno.serve` has no connection cap and no header-read deadline (a
  * client that sends half a request line keeps its socket, and a file descriptor, forever), so
  * the public port is a plain TCP (or TLS) listener of ours that:
- * - refuses (closes at once) connections beyond `maxConns` in total or `maxPerAddress` from
- *   one remote address: a flood from one host cannot take every file descriptor, and the
+ * - refuses (closes at once) connections beyond `maxConns` in total, `maxPerAddress` from
+ *   one remote address, or `maxNewPerSecond` new ones per second: a flood from one host cannot take every file descriptor, and the
  *   addresses of the cluster's own nodes and witness (`trusted`) are never refused by the
  *   total cap, so peers always get in;
  * - closes a connection whose request head is not complete within `headerTimeoutMs`, or that
@@ -30,12 +30,20 @@
 /** Longest request head (request line and headers) accepted. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
+/** Buffer of each direction of an admitted connection. */
+const PIPE_CHUNK = 8 * 1024;
+
 /** Limits of {@linkcode serveGuarded}. */
 export interface GuardOptions {
-  /** Most open connections from untrusted addresses (default 256). */
+  /** Most open connections from untrusted addresses (default 128). */
   maxConns?: number;
-  /** Most open connections from one untrusted address (default 16). */
+  /** Most open connections from one untrusted address (default 8). */
   maxPerAddress?: number;
+  /**
+   * Most connections admitted per second from untrusted addresses (default 200): a client
+   * that reconnects as fast as it is closed cannot make the agent churn through buffers.
+   */
+  maxNewPerSecond?: number;
   /** Time allowed for the request head of a new connection (default 2 s). */
   headerTimeoutMs?: number;
   /** A connection with nothing from the client for this long is closed (default 30 s). */
@@ -85,11 +93,14 @@ export function serveGuarded(
   innerPath: string,
   opts: GuardOptions = {},
 ): Guard {
-  const maxConns = opts.maxConns ?? 256;
-  const maxPerAddress = opts.maxPerAddress ?? 16;
+  const maxConns = opts.maxConns ?? 128;
+  const maxPerAddress = opts.maxPerAddress ?? 8;
   const headerTimeoutMs = opts.headerTimeoutMs ?? 2_000;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
   const trusted = opts.trusted ?? new Set<string>();
+  const maxNewPerSecond = opts.maxNewPerSecond ?? 200;
+  let windowStart = 0;
+  let admittedInWindow = 0;
   const perAddress = new Map<string, number>();
   const open = new Set<Deno.Conn>();
   const inners = new Set<Deno.Conn>();
@@ -108,7 +119,8 @@ export function serveGuarded(
     let idle: ReturnType<typeof setTimeout> | undefined;
     try {
       // 1. The request head, within the deadline.
-      const head = new Uint8Array(MAX_HEAD_BYTES);
+      // Small first: most heads are a few hundred bytes, and a flood must not cost 16 KiB each.
+      let head = new Uint8Array(1024);
       let len = 0;
       const deadline = setTimeout(() => {
         stats.headTimeouts++;
@@ -116,7 +128,12 @@ export function serveGuarded(
       }, headerTimeoutMs);
       try {
         while (!_headEnd(head, len)) {
-          if (len >= head.length) return; // head too long
+          if (len >= head.length) {
+            if (head.length >= MAX_HEAD_BYTES) return; // head too long
+            const bigger = new Uint8Array(Math.min(head.length * 4, MAX_HEAD_BYTES));
+            bigger.set(head.subarray(0, len));
+            head = bigger;
+          }
           const n = await conn.read(head.subarray(len));
           if (n === null) return;
           len += n;
@@ -138,7 +155,7 @@ export function serveGuarded(
       };
       arm();
       const up = (async () => {
-        const buf = new Uint8Array(16 * 1024);
+        const buf = new Uint8Array(PIPE_CHUNK);
         for (;;) {
           const n = await conn.read(buf);
           if (n === null) break;
@@ -149,7 +166,7 @@ export function serveGuarded(
         await innerConn.closeWrite().catch(() => {});
       })().catch(() => closeQuietly(innerConn)); // our side is gone: so is the inner one
       const down = (async () => {
-        const buf = new Uint8Array(16 * 1024);
+        const buf = new Uint8Array(PIPE_CHUNK);
         for (;;) {
           const n = await innerConn.read(buf);
           if (n === null) break;
@@ -192,12 +209,22 @@ export function serveGuarded(
       }
       const addr = _addr(conn);
       const isTrusted = trusted.has(addr);
-      if (!isTrusted && (untrusted >= maxConns || (perAddress.get(addr) ?? 0) >= maxPerAddress)) {
+      const t = performance.now();
+      if (t - windowStart >= 1_000) {
+        windowStart = t;
+        admittedInWindow = 0;
+      }
+      if (
+        !isTrusted &&
+        (untrusted >= maxConns || (perAddress.get(addr) ?? 0) >= maxPerAddress ||
+          admittedInWindow >= maxNewPerSecond)
+      ) {
         stats.refused++;
         closeQuietly(conn);
         continue;
       }
       if (!isTrusted) {
+        admittedInWindow++;
         untrusted++;
         perAddress.set(addr, (perAddress.get(addr) ?? 0) + 1);
       }
