@@ -93,7 +93,7 @@ export class NsCluster {
       `  heartbeat: ${hb}`,
       ...(opts.witnessHost
         ? [`  witness: "http://${t.addr(opts.witnessHost)}:${WITNESS_PORT}"`]
-        : []),
+        : ["  witness: none"]),
       "nodes:",
       ...opts.nodes.map((n) =>
         `  ${n.name}: { url: "http://${t.addr(n.name)}:${AGENT_PORT}", priority: ${n.priority} }`

@@ -158,7 +158,7 @@ export class LocalCluster {
         ? [
           `  witness: "${o.witnessScheme ?? "http"}://${this.host("witness")}:${this.witnessPort}"`,
         ]
-        : []),
+        : ["  witness: none"]),
       ...(o.clusterExtra ? [o.clusterExtra] : []),
       "nodes:",
       nodes,

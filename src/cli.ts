@@ -71,7 +71,9 @@ async function target(opts: TargetOpts, needSecret: boolean) {
 /** The error of a failed exchange with an agent; "no answer" says which agent to start. */
 function agentError(err: unknown, node: string): CliExit {
   if (!(err instanceof PeerError)) return new CliExit(1, String(err));
-  const hint = err.status === 0 ? `; is the agent of node "${node}" running ("baton run")?` : "";
+  const hint = err.httpStatus === 0
+    ? `; is the agent of node "${node}" running ("baton run")?`
+    : "";
   return new CliExit(1, err.message + hint);
 }
 

@@ -30,7 +30,7 @@ async function manifestOf(yaml: string): Promise<Manifest> {
 /** A one-node manifest with the given `apps:` body (indented by 2). */
 function soloYaml(apps: string): string {
   return [
-    "cluster: { name: test, heartbeat: { interval: 100ms, deadAfter: 600ms } }",
+    "cluster: { name: test, witness: none, heartbeat: { interval: 100ms, deadAfter: 600ms } }",
     "nodes:",
     "  solo: { url: http://127.0.0.1:1, priority: 100 }",
     "apps:",
@@ -210,7 +210,23 @@ Deno.test("Agent spawns apps with BATON_NODE, BATON_APP, BATON_EPOCH and their o
 
 Deno.test("Agent does not spawn an app under a new epoch whose state write failed", async () => {
   // Two nodes, the peer silent: after deadAfter the node takes the active role (a new epoch).
-  const h = await harness(await manifestOf(PAIR(WEB)));
+  // It booted with a state (standby at epoch 2): a node without one would wait to learn the
+  // cluster's epoch first.
+  const dir = await Deno.makeTempDir({ prefix: "baton-agent-test-" });
+  await Deno.writeTextFile(
+    `${dir}/state.json`,
+    JSON.stringify({
+      version: 1,
+      node: "solo",
+      epoch: 2,
+      role: "standby",
+      roleSeq: 1,
+      maintenance: false,
+      failedReason: null,
+      apps: {},
+    }),
+  );
+  const h = await harness(await manifestOf(PAIR(WEB)), { dir });
   try {
     await until("the boot state on disk", () => {
       try {
@@ -570,7 +586,7 @@ Deno.test("Agent.shutdown leaves the apps running, detached, and frees the state
 
 const PAIR = (apps: string) =>
   [
-    "cluster: { name: test, heartbeat: { interval: 100ms, deadAfter: 600ms } }",
+    "cluster: { name: test, witness: none, heartbeat: { interval: 100ms, deadAfter: 600ms } }",
     "nodes:",
     "  solo: { url: http://127.0.0.1:1, priority: 100 }",
     "  peer: { url: http://127.0.0.1:2, priority: 50 }",

@@ -34,9 +34,11 @@ async function signed(
   return { method, pathWithQuery: path, headers: new Headers(headers), body };
 }
 
+/** A verifier whose clock stands at `now`, started an hour before it. */
 function verifierAt(now: number, maxSkewMs = 30_000, maxNonces?: number) {
   return new RequestVerifier(SECRET, {
     now: () => now,
+    notBefore: now - 3_600_000,
     maxSkewMs,
     ...(maxNonces === undefined ? {} : { maxNonces }),
   });
@@ -73,7 +75,8 @@ Deno.test("signRequest signature matches the documented canonical string", async
 
 Deno.test("RequestVerifier.verify accepts a signed request and names the node", async () => {
   const result = await verifierAt(T0).verify(await signed());
-  assert.deepEqual(result, { ok: true, node: "alpha" });
+  assert.equal(result.ok, true);
+  assert.equal(result.ok && result.node, "alpha");
 });
 
 Deno.test("RequestVerifier.verify rejects tampered body, path, method and node as bad signature", async () => {
@@ -405,7 +408,8 @@ Deno.test("RequestVerifier with hosts accepts only requests signed for its own h
     ),
     body,
   });
-  assert.deepEqual(await verifier.verify(await req("127.0.0.1:7402")), { ok: true, node: "alpha" });
+  const accepted = await verifier.verify(await req("127.0.0.1:7402"));
+  assert.equal(accepted.ok && accepted.node, "alpha");
   const other = await verifier.verify(await req("127.0.0.1:7401"));
   assert.equal(other.ok, false);
   assert.match((other as { reason: string }).reason, /signed for 127\.0\.0\.1:7401/);
@@ -415,4 +419,25 @@ Deno.test("RequestVerifier with hosts accepts only requests signed for its own h
   const forged = await req("127.0.0.1:7401");
   forged.headers.set("X-Baton-To", "127.0.0.1:7402");
   assert.deepEqual(await verifier.verify(forged), { ok: false, reason: "bad signature" });
+});
+
+// ---------------------------------------------------------------- issue 11, finding 8
+
+Deno.test("RequestVerifier refuses a request stamped before it started: no replay to a restarted agent", async () => {
+  let now = T0;
+  const before = new RequestVerifier(SECRET, { now: () => now });
+  const req = await signed({ at: T0 });
+  assert.equal((await before.verify(req)).ok, true);
+  // The agent restarts 1 s later: its replay cache is empty, but the capture is older than it.
+  now = T0 + 1_000;
+  const restarted = new RequestVerifier(SECRET, { now: () => now });
+  const again = await restarted.verify({ ...req, headers: new Headers(req.headers) });
+  assert.equal(again.ok, false);
+  assert.match(!again.ok ? again.reason : "", /before this receiver started/);
+});
+
+Deno.test("RequestVerifier: the default skew window is a few seconds, not 30", async () => {
+  const verifier = new RequestVerifier(SECRET, { now: () => T0, notBefore: 0 });
+  const old = await verifier.verify(await signed({ at: T0 - 10_000 }));
+  assert.deepEqual(old, { ok: false, reason: "stale" });
 });

@@ -157,9 +157,23 @@ Deno.test("tickStandby: a standby takes over after deadAfter of silence from the
   for (const s of spawns(actions)) assert.equal(s.epoch, 2);
 });
 
+/** What a node wrote to its state directory: standby at `epoch`, no apps. */
+function persistedStandby(node: string, epoch: number) {
+  return {
+    version: 1 as const,
+    node,
+    epoch,
+    role: "standby" as const,
+    roleSeq: 2,
+    maintenance: false,
+    failedReason: null,
+    apps: {},
+  };
+}
+
 Deno.test("tickStandby: a standby booted alone does not take over within its boot quiet period", () => {
   const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: APPS });
-  const b = boot("beta", m);
+  const b = boot("beta", m, { persisted: persistedStandby("beta", 4) });
   b.ticks(0, HB.deadAfterMs - 1, 100);
   assert.equal(b.state.role, "standby");
   b.tick(HB.deadAfterMs);

@@ -214,7 +214,7 @@ Deno.test("parseManifest resolves relative paths against the manifest's director
     key: "/abs/node.key",
     ca: null,
   });
-  assert.deepEqual(m.cluster.witness, { url: "http://127.0.0.1:7400" });
+  assert.deepEqual(m.cluster.witness, { url: "http://127.0.0.1:7400", kind: "baton" });
   assert.deepEqual(m.cluster.fence, ["/bin/true"]);
   assert.equal(m.cluster.failedCooldownMs, 600_000);
   assert.equal(m.apps["w"]?.cwd, "/etc/baton/srv/web");
@@ -289,12 +289,13 @@ Deno.test("parseManifest rejects zero and negative durations where they must be 
 
 Deno.test("parseManifest reports two nodes with the same URL at the second one", async () => {
   const text = lines(
+    "cluster: { witness: none }",
     "nodes:",
     "  alpha: { url: http://127.0.0.1:7401 }",
     "  beta: { url: http://127.0.0.1:7401/ }",
   );
   const list = await errors(text);
-  assert.equal(at(list, 'node "beta" has the same url as node "alpha"'), pos(text, 3, "http"));
+  assert.equal(at(list, 'node "beta" has the same url as node "alpha"'), pos(text, 4, "http"));
   assert.equal(list.length, 1);
 });
 
@@ -463,21 +464,84 @@ Deno.test("parseManifest reports every duplicate key and keeps validating", asyn
   assert.equal(at(list, 'unknown node "gamma"'), pos(text, 5, "gamma"));
 });
 
-Deno.test("parseManifest warns about a two-node cluster without a witness", async () => {
-  const text = lines(
-    "cluster:",
-    "  secretFile: ./s",
+Deno.test("parseManifest: two nodes without a witness or fence is an error unless witness: none says so", async () => {
+  const base = [
     "nodes:",
     "  alpha: { url: http://127.0.0.1:7401 }",
     "  beta: { url: http://127.0.0.1:7402 }",
+  ];
+  const text = lines("cluster:", "  secretFile: ./s", ...base);
+  const list = await errors(text);
+  assert.equal(at(list, "two nodes and no cluster.witness nor cluster.fence"), "3:1");
+  assert.match(list[0]?.message ?? "", /witness: none/);
+
+  const none = await parseManifest(
+    lines("cluster:", "  secretFile: ./s", "  witness: none", ...base),
+    "m.yaml",
+  );
+  assert.ok(none.ok, none.ok ? "" : none.errors.map(formatDiagnostic).join("\n"));
+  assert.equal(none.manifest.cluster.witness, null);
+  assert.deepEqual(warnings(none), [
+    "3:12: witness: none with two nodes: a network partition makes both nodes active",
+  ]);
+
+  const fenced = await parseManifest(
+    lines("cluster:", "  secretFile: ./s", "  fence: [/bin/true]", ...base),
+    "m.yaml",
+  );
+  assert.ok(fenced.ok);
+  assert.equal(
+    formatDiagnostic(fenced.warnings[0] ?? assert.fail("no warning")),
+    "m.yaml:4:1: warning: two nodes and no cluster.witness: a network partition makes both " +
+      "nodes active; add a witness both nodes can reach",
+  );
+});
+
+Deno.test("parseManifest: witness kind is explicit; a plain HTTP witness is opted into with a warning", async () => {
+  const baton = await ok(TWO_NODES);
+  assert.deepEqual(baton.cluster.witness, { url: "http://127.0.0.1:7400", kind: "baton" });
+  const text = TWO_NODES.replace(
+    "witness: http://127.0.0.1:7400",
+    "witness: { url: http://127.0.0.1:7400, kind: http }",
   );
   const result = await parseManifest(text, "m.yaml");
-  assert.ok(result.ok);
-  assert.equal(result.warnings.length, 1);
-  assert.equal(
-    formatDiagnostic(result.warnings[0] ?? assert.fail("no warning")),
-    "m.yaml:3:1: warning: two nodes and no cluster.witness: a network partition makes both " +
-      "nodes active; add a witness both nodes can reach",
+  assert.ok(result.ok, result.ok ? "" : result.errors.map(formatDiagnostic).join("\n"));
+  assert.deepEqual(result.manifest.cluster.witness, { url: "http://127.0.0.1:7400", kind: "http" });
+  assert.equal(warnings(result).filter((w) => w.includes("only proves reachability")).length, 1);
+  const bad = await errors(TWO_NODES.replace(
+    "witness: http://127.0.0.1:7400",
+    "witness: { url: http://127.0.0.1:7400, kind: router }",
+  ));
+  assert.match(
+    bad.map((d) => d.message).join("\n"),
+    /a witness kind: "baton" \(default\) or "http"/,
+  );
+});
+
+Deno.test("parseManifest rejects node names longer than the wire format and durations above 2^31-1 ms, with line and column", async () => {
+  const long = "n".repeat(65);
+  const text = lines(
+    "cluster:",
+    "  witness: none",
+    "  heartbeat: { interval: 200ms, deadAfter: 25d }",
+    "nodes:",
+    `  ${long}: { url: http://127.0.0.1:7401 }`,
+    "  beta: { url: http://127.0.0.1:7402 }",
+    "apps:",
+    "  w: { command: [a], restart: { window: 30d } }",
+  );
+  const list = await errors(text);
+  assert.equal(at(list, "is 65 characters: expected at most 64"), "5:3");
+  assert.equal(at(list, 'found "25d"'), pos(text, 3, "25d"));
+  assert.equal(at(list, 'found "30d"'), pos(text, 8, "30d"));
+  assert.match(list.map((d) => d.message).join("\n"), /at most 2147483647ms/);
+  await ok(
+    lines(
+      "cluster: { witness: none }",
+      "nodes:",
+      `  ${"n".repeat(64)}: { url: http://127.0.0.1:7401 }`,
+      "  b: { url: http://127.0.0.1:7402 }",
+    ),
   );
 });
 

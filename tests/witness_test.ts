@@ -47,7 +47,7 @@ Deno.test("witness GET / identifies a baton witness", async () => {
 
 Deno.test("witness view starts empty with no active", async () => {
   const { view } = setup();
-  assert.deepEqual(await view(), { witness: "baton", nodes: {}, active: null });
+  assert.deepEqual(await view(), { witness: "baton", nodes: {}, active: null, maxEpoch: 0 });
 });
 
 Deno.test("witness beat records the node and answers with the view", async () => {
@@ -58,6 +58,7 @@ Deno.test("witness beat records the node and answers with the view", async () =>
     witness: "baton",
     nodes: { alpha: { role: "active", epoch: 4, ageMs: 0 } },
     active: { node: "alpha", epoch: 4, ageMs: 0 },
+    maxEpoch: 4,
   };
   assert.deepEqual(await res.json(), { ok: true, ...expected });
   assert.deepEqual(await view(), expected);
@@ -147,7 +148,7 @@ Deno.test("witness beat without a valid signature gets 401 and changes nothing",
   );
   assert.equal(wrongSecret.status, 401);
   assert.deepEqual(await wrongSecret.json(), { error: "unauthorized", reason: "bad signature" });
-  assert.deepEqual(await view(), { witness: "baton", nodes: {}, active: null });
+  assert.deepEqual(await view(), { witness: "baton", nodes: {}, active: null, maxEpoch: 0 });
 });
 
 Deno.test("witness beat rejects a replayed beat", async () => {

@@ -185,7 +185,15 @@ export class Agent {
     }
     const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
     const watchdog = this.#opts.watchdogFact ?? null;
-    this.dispatch({ type: "boot", persisted, adopted, lost, reboot, watchdog });
+    this.dispatch({
+      type: "boot",
+      persisted,
+      adopted,
+      lost,
+      reboot,
+      watchdog,
+      incarnation: crypto.randomUUID(),
+    });
     if (this.#opts.tickMs !== undefined) {
       this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
     } else {

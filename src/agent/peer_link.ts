@@ -65,11 +65,18 @@ export class PeerLink {
     }
   }
 
-  /** Beat the witness; a plain HTTP witness only proves it is reachable. */
+  /**
+   * Beat the witness. A baton witness (`witness: URL`) counts only when it answers with a
+   * valid, signed witness reply: any other answer (a proxy's 503, a forged or unsigned reply,
+   * a body of the wrong shape) is as good as none. A plain HTTP witness
+   * (`kind: http`, opted into explicitly) only proves reachability: any HTTP answer does.
+   */
   witness(info: NodeInfo): void {
     const w = this.#manifest().cluster.witness;
     if (!w || !this.#begin("witness")) return;
     const sentAt = this.#now();
+    const unreachable = (error: string) =>
+      this.#dispatch({ type: "witness", ok: false, kind: null, active: null, error });
     this.#transport.post<unknown>(
       w.url,
       "/v1/witness/beat",
@@ -77,27 +84,47 @@ export class PeerLink {
       beatTimeout(this.#manifest()),
     )
       .then((reply) => {
+        if (w.kind === "http") {
+          this.#dispatch({
+            type: "witness",
+            ok: true,
+            kind: "http",
+            active: null,
+            error: null,
+            sentAt,
+          });
+          return;
+        }
         const parsed = WitnessReplySchema.safeParse(reply);
+        if (!parsed.success) {
+          unreachable(`not a baton witness reply: ${describeZodError(parsed.error)}`);
+          return;
+        }
         this.#dispatch({
           type: "witness",
           ok: true,
-          kind: parsed.success ? "baton" : "http",
-          active: parsed.success ? parsed.data.active : null,
+          kind: "baton",
+          active: parsed.data.active,
           error: null,
           sentAt,
+          ...(parsed.data.maxEpoch !== undefined ? { maxEpoch: parsed.data.maxEpoch } : {}),
         });
       })
       .catch((err) => {
-        // Any HTTP answer from a plain witness (a router's 404) still proves reachability.
-        const reachable = err instanceof PeerError && err.status >= 400 && err.status !== 401;
-        this.#dispatch({
-          type: "witness",
-          ok: reachable,
-          kind: reachable ? "http" : null,
-          active: null,
-          error: reachable ? null : msg(err),
-          ...(reachable ? { sentAt } : {}),
-        });
+        // Any HTTP answer (a router's 404) proves a plain witness reachable; for a baton
+        // witness only a signed witness reply counts.
+        if (w.kind === "http" && err instanceof PeerError && err.httpStatus > 0) {
+          this.#dispatch({
+            type: "witness",
+            ok: true,
+            kind: "http",
+            active: null,
+            error: null,
+            sentAt,
+          });
+        } else {
+          unreachable(msg(err));
+        }
       })
       .finally(() => this.#end("witness"));
   }
@@ -197,9 +224,19 @@ export function maxBeatsInFlight(m: Manifest): number {
   return Math.ceil(beatTimeout(m) / hb.intervalMs) + 1;
 }
 
-/** What the witness records of a node. */
-function beatOf(info: NodeInfo): { node: string; role: string; epoch: number } {
-  return { node: info.node, role: info.role, epoch: info.epoch };
+/**
+ * What the witness records of a node; `deadAfterMs` (the longest in force at the node) makes
+ * the witness hold that node's lease at least as long.
+ */
+function beatOf(
+  info: NodeInfo,
+): { node: string; role: string; epoch: number; deadAfterMs?: number } {
+  return {
+    node: info.node,
+    role: info.role,
+    epoch: info.epoch,
+    ...(info.settings ? { deadAfterMs: info.settings.deadAfterMs } : {}),
+  };
 }
 
 function msg(err: unknown): string {

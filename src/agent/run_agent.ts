@@ -15,6 +15,7 @@ import type { StartMode } from "../core/types.ts";
 import { PeerClient } from "../peer/client.ts";
 import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
+import { serveHttpGuarded, trustedAddresses } from "../peer/conn_guard.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
@@ -94,11 +95,19 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   const verifier = new RequestVerifier(opts.secret, { hosts: [url.host] });
   const api = createPeerApi(agent, verifier);
   const readPaths = new Set(opts.http ? [] : READ_PATHS);
-  const server = Deno.serve({
+  // The public port is guarded (connection caps, header and idle deadlines) in front of the
+  // API on a unix socket in the state directory: see conn_guard.ts.
+  const server = await serveHttpGuarded({
     hostname,
     port,
-    onListen: () => {},
-    ...serveTls,
+    tls: serveTls.cert !== undefined && serveTls.key !== undefined
+      ? { cert: serveTls.cert, key: serveTls.key }
+      : null,
+    socketPath: `${opts.stateDir}/api.sock`,
+    trusted: trustedAddresses([
+      ...Object.values(manifest.nodes).filter((n) => n.name !== node).map((n) => n.url),
+      ...(manifest.cluster.witness ? [manifest.cluster.witness.url] : []),
+    ]),
   }, (req) => (readPaths.has(new URL(req.url).pathname) ? obs.read.app : api).fetch(req));
   const httpServer = opts.http ? serveRead(opts.http, obs.read.app.fetch) : null;
   console.error(

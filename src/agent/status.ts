@@ -7,6 +7,7 @@
 import type { EventRecord } from "../store/event_log.ts";
 import type { NodeState } from "../core/types.ts";
 import { peerAlive } from "../core/node_state.ts";
+import { describeMismatch } from "../core/settings.ts";
 
 /** One app in the status document. */
 export interface AppStatus {
@@ -130,6 +131,20 @@ export function buildStatus(state: NodeState, now: number, events: EventRecord[]
     if (p.manifestMatches === false) {
       warnings.push(`manifest differs from ${p.name} (${p.manifestHash} vs ${m.hash})`);
     }
+  }
+  warnings.push(...describeMismatch(state));
+  if (state.heldTimings) {
+    warnings.push(
+      `new heartbeat timings not yet acknowledged by every peer: keeping fenceAfter ` +
+        `${Math.min(state.heldTimings.fenceAfterMs, m.cluster.heartbeat.fenceAfterMs)}ms and ` +
+        `deadAfter ${Math.max(state.heldTimings.deadAfterMs, m.cluster.heartbeat.deadAfterMs)}ms`,
+    );
+  }
+  if (m.cluster.witness?.kind === "http") {
+    warnings.push(
+      "the witness is a plain HTTP server (kind: http): it proves reachability only and " +
+        "cannot arbitrate a partition where both nodes reach it",
+    );
   }
   const escalations = Object.values(state.apps).filter((a) => a.escalated).map((a) => ({
     app: a.name,

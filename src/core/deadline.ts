@@ -12,6 +12,7 @@
  * @module
  */
 import type { NodeState } from "./types.ts";
+import { deadAfterInForce, fenceAfterInForce } from "./settings.ts";
 
 /**
  * The earliest core-clock time after `now` at which a tick may act; `Infinity` when no timer
@@ -30,7 +31,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   };
   const cluster = state.manifest.cluster;
   const hb = cluster.heartbeat;
-  const dead = hb.deadAfterMs;
+  const dead = deadAfterInForce(state);
   const peers = Object.values(state.peers);
 
   // Heartbeats (and the witness beat), every interval.
@@ -53,6 +54,7 @@ export function nextDeadline(state: NodeState, now: number): number {
 
   // Quiet periods, the stable view, retries, notices and pending exchanges.
   at(state.quietUntil);
+  if (!state.epochFloorKnown) at(state.floorWaitUntil);
   at(state.bootUntil);
   if (state.resume !== null && cluster.witness) at(state.resume.until);
   if (peers.length > 0) at(state.viewChangedAt + dead);
@@ -81,7 +83,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   // Self-fencing of an active: contact ages reach fenceAfter.
   if (state.role === "active" && cluster.witness && peers.length > 0) {
     const since = state.activeSince ?? now;
-    const fence = hb.fenceAfterMs;
+    const fence = fenceAfterInForce(state);
     at(Math.max(since, w.lastAckAt ?? -Infinity) + fence);
     for (const p of peers) at(Math.max(since, p.lastAckAt ?? -Infinity) + fence);
   }

@@ -13,6 +13,7 @@ import type {
   Role,
   StartMode,
 } from "./types.ts";
+import { deadAfterInForce, ownSettings } from "./settings.ts";
 
 /**
  * A fresh state for node `self` before its `boot` event.
@@ -60,7 +61,14 @@ export function initNodeState(
     lastWitnessCheckAt: null,
     apps: {},
     peers,
-    witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null, failing: false },
+    witness: {
+      lastOkAt: null,
+      lastAckAt: null,
+      active: null,
+      kind: null,
+      failing: false,
+      maxEpoch: 0,
+    },
     handover: null,
     switchoverWait: null,
     expecting: null,
@@ -68,7 +76,41 @@ export function initNodeState(
     roleReason: "starting",
     resume: null,
     watchdogOk: null,
+    incarnation: "",
+    epochFloorKnown: true,
+    floorWaitUntil: now,
+    heldTimings: null,
   };
+}
+
+/**
+ * Highest epoch the cluster may ever use: far below `Number.MAX_SAFE_INTEGER`, so the next
+ * epoch of any node is still an exact integer. A message carrying more is refused.
+ */
+export const MAX_EPOCH = 2 ** 48;
+
+/**
+ * How far beyond the highest epoch this node knows a message's epoch may be. Each takeover
+ * raises the cluster's epoch by at most the number of nodes; a million takeovers while this
+ * node was not listening is beyond any real cluster, so a bigger jump is a forgery or a bug
+ * and is ignored (adopting it would make the active SIGKILL its apps for nothing).
+ */
+export const MAX_EPOCH_JUMP = 1_000_000;
+
+/** The highest epoch this node has heard of (its own, its peers', the witness's). */
+export function knownEpoch(state: NodeState): number {
+  let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0, state.witness.maxEpoch);
+  for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
+  return max;
+}
+
+/**
+ * Whether `epoch` is one the cluster could legitimately have reached: a safe integer, at most
+ * {@linkcode MAX_EPOCH}, and at most {@linkcode MAX_EPOCH_JUMP} above {@linkcode knownEpoch}.
+ */
+export function plausibleEpoch(state: NodeState, epoch: number): boolean {
+  return Number.isSafeInteger(epoch) && epoch >= 0 && epoch <= MAX_EPOCH &&
+    epoch <= knownEpoch(state) + MAX_EPOCH_JUMP;
 }
 
 /** A peer we have not heard from yet. */
@@ -86,6 +128,10 @@ export function newPeer(name: string, priority: number): PeerState {
     maintenance: false,
     manifestHash: null,
     lastError: null,
+    incarnation: null,
+    retired: [],
+    settings: null,
+    acked: null,
   };
 }
 
@@ -133,6 +179,11 @@ export function nodeInfo(state: NodeState): NodeInfo {
     priority: selfPriority(state),
     maintenance: state.maintenance,
     manifestHash: state.manifest.hash,
+    ...(state.incarnation ? { incarnation: state.incarnation } : {}),
+    settings: ownSettings(state),
+    seen: Object.fromEntries(
+      Object.values(state.peers).flatMap((p) => p.settings ? [[p.name, p.settings.hash]] : []),
+    ),
   };
 }
 
@@ -161,10 +212,9 @@ export function toPersisted(state: NodeState): PersistedState {
   };
 }
 
-/** Whether a peer was heard within `deadAfter`. */
+/** Whether a peer was heard within `deadAfter` (the longest in force, see `settings.ts`). */
 export function peerAlive(state: NodeState, peer: PeerState, now: number): boolean {
-  return peer.lastHeardAt !== null &&
-    now - peer.lastHeardAt < state.manifest.cluster.heartbeat.deadAfterMs;
+  return peer.lastHeardAt !== null && now - peer.lastHeardAt < deadAfterInForce(state);
 }
 
 /** Peers heard within `deadAfter` that report the active role. */

@@ -20,8 +20,8 @@ import { Out } from "./out.ts";
 import { reconcile } from "./reconcile.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import { beginResume, bootKind, noteResumeEvidence, settleResume } from "./resume.ts";
+import { holdTimings } from "./settings.ts";
 import {
-  becomeActive,
   escalate,
   onClaimResult,
   onCommand,
@@ -36,6 +36,7 @@ import {
   onWitness,
   progressHandover,
   stepDown,
+  takeOver,
   tickCluster,
 } from "./takeover.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
@@ -150,6 +151,11 @@ function onBoot(
   state.bootUntil = hasPeers ? now + deadAfter : now;
   if (ev.watchdog !== undefined) state.watchdogOk = ev.watchdog;
   const p = ev.persisted;
+  state.incarnation = ev.incarnation ?? "";
+  // Without its state a node does not know which epochs it took before: it learns the
+  // cluster's epoch from a peer or the witness before it takes one.
+  state.epochFloorKnown = p !== null || !hasPeers;
+  state.floorWaitUntil = now + 2 * deadAfter;
   if (p) {
     state.epoch = p.epoch;
     state.roleSeq = p.roleSeq;
@@ -196,7 +202,9 @@ function onBoot(
     stepDown(state, blocked, now, out);
   } else if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
     if (blocked) out.record("error", null, "hold", `not taking --mode active: ${blocked}`);
-    else becomeActive(state, "started with --mode active", now, out);
+    // An operator override, but through the same claim as every takeover: with a baton
+    // witness it is granted only if no other node is active.
+    else takeOver(state, "started with --mode active", now, out);
   }
   // A resumed active with peers asks before it acts on its movable apps (resume.ts).
   const resume = p?.role === "active" && state.role === "active" && hasPeers;
@@ -219,6 +227,7 @@ function onBoot(
 function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
   const before = state.manifest;
   state.manifest = manifest;
+  holdTimings(state, before);
   const added = Object.keys(manifest.apps).filter((a) => !before.apps[a]);
   const removed = Object.keys(before.apps).filter((a) => !manifest.apps[a]);
   const changed = Object.keys(manifest.apps).filter((a) =>

@@ -17,19 +17,24 @@
 import { killMovable } from "./reconcile.ts";
 import {
   human,
+  knownEpoch,
   livePeerActives,
   nodeInfo,
   peerAlive,
+  plausibleEpoch,
   selfPriority,
   setRole,
   toPersisted,
 } from "./node_state.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import type { Out } from "./out.ts";
+import { deadAfterInForce, fenceAfterInForce, releaseHeldTimings } from "./settings.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
 
 /** How long a standby that acknowledged a handover waits for the commit. */
 const EXPECT_GRACE_MS = 60_000;
+/** Earlier incarnations remembered per peer, so their late messages are known stale. */
+const RETIRED_INCARNATIONS = 4;
 
 // ---------------------------------------------------------------- peers and the witness
 
@@ -43,6 +48,33 @@ export function onPeerInfo(
   const peer = state.peers[ev.info.node];
   if (!peer) return;
   const info = ev.info;
+  if (!plausibleEpoch(state, info.epoch)) {
+    // Not an epoch the cluster can have reached: a forgery or a bug. Adopting it would make
+    // an active SIGKILL its apps and leave no epoch to take after it; it proves nothing.
+    const why = `implausible epoch ${info.epoch} from ${info.node} (highest known ` +
+      `${knownEpoch(state)}): ignored`;
+    if (peer.lastError !== why) out.record("error", null, "bad_epoch", why);
+    peer.lastError = why;
+    return;
+  }
+  const inc = info.incarnation ?? null;
+  if (inc !== null && peer.retired.includes(inc)) return; // a late message of an older boot
+  let reborn = false;
+  if (inc !== null && inc !== peer.incarnation) {
+    if (peer.incarnation !== null) {
+      peer.retired = [...peer.retired, peer.incarnation].slice(-RETIRED_INCARNATIONS);
+      reborn = true;
+      out.record(
+        "info",
+        null,
+        "peer_restarted",
+        `peer ${info.node} restarted (new incarnation; ${info.role}, epoch ${info.epoch})`,
+      );
+      state.viewChangedAt = now;
+    }
+    peer.incarnation = inc;
+  }
+  state.epochFloorKnown = true; // a peer told us its epoch
   if (peer.role !== info.role && peer.lastHeardAt !== null) {
     out.record(
       "info",
@@ -65,8 +97,10 @@ export function onPeerInfo(
   peer.lastError = null;
   // Messages can arrive out of order: one older than what we know (lower epoch, or the same
   // epoch and a lower role counter) proves the peer alive but says nothing new about it.
-  const stale = info.epoch < peer.epoch ||
-    (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq);
+  // A new incarnation counts afresh: its role counter (and, if its state was lost, its epoch)
+  // restarted at 0.
+  const stale = !reborn && (info.epoch < peer.epoch ||
+    (info.epoch === peer.epoch && info.roleSeq < peer.roleSeq));
   if (stale) return;
   if (peer.role !== info.role || peer.maintenance !== info.maintenance) state.viewChangedAt = now;
   peer.role = info.role;
@@ -89,6 +123,11 @@ export function onPeerInfo(
     );
   }
   peer.manifestHash = info.manifestHash;
+  if (info.settings) peer.settings = info.settings;
+  if (info.seen) peer.acked = info.seen[state.self] ?? null;
+  if (releaseHeldTimings(state)) {
+    out.record("info", null, "settings_acked", "every peer acknowledged the new settings");
+  }
   if (info.role === "active") state.seenActive = true;
   if (state.expecting && info.role === "active" && info.epoch > state.expecting.epoch) {
     state.expecting = null; // someone else took the apps
@@ -156,6 +195,13 @@ export function onWitness(
   out: Out,
 ): void {
   const wasOk = witnessFresh(state, now);
+  if (
+    ev.ok && ((ev.active && !plausibleEpoch(state, ev.active.epoch)) ||
+      (ev.maxEpoch !== undefined && !plausibleEpoch(state, ev.maxEpoch)))
+  ) {
+    out.record("error", null, "bad_epoch", "implausible epoch in a witness reply: ignored");
+    return;
+  }
   if (ev.ok) {
     const prev = state.witness.lastAckAt;
     const ack = ev.sentAt === undefined ? prev : Math.max(prev ?? ev.sentAt, ev.sentAt);
@@ -165,7 +211,9 @@ export function onWitness(
       active: ev.active,
       kind: ev.kind,
       failing: false,
+      maxEpoch: Math.max(state.witness.maxEpoch, ev.maxEpoch ?? 0),
     };
+    if (ev.kind === "baton" && ev.maxEpoch !== undefined) state.epochFloorKnown = true;
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
@@ -188,7 +236,7 @@ export function onWitness(
 
 function witnessFresh(state: NodeState, now: number): boolean {
   const at = state.witness.lastOkAt;
-  return at !== null && now - at < state.manifest.cluster.heartbeat.deadAfterMs;
+  return at !== null && now - at < deadAfterInForce(state);
 }
 
 /** Age of the freshest active the baton witness has heard, seen from `now`. */
@@ -254,8 +302,7 @@ export function becomeActive(
  * never pick the same epoch, and the lower one yields when they meet.
  */
 export function nextEpoch(state: NodeState): number {
-  let max = Math.max(state.epoch, state.witness.active?.epoch ?? 0);
-  for (const p of Object.values(state.peers)) max = Math.max(max, p.epoch);
+  const max = knownEpoch(state);
   const names = Object.keys(state.manifest.nodes).sort();
   const n = names.length;
   const slot = names.indexOf(state.self);
@@ -498,7 +545,9 @@ export function onCommitResult(
   if (ev.ok) {
     out.record("info", null, "handover_done", `${ev.to} took over: ${ev.detail}`);
     const peer = state.peers[ev.to];
-    if (peer && ev.epoch !== undefined && ev.epoch >= peer.epoch) {
+    if (
+      peer && ev.epoch !== undefined && ev.epoch >= peer.epoch && plausibleEpoch(state, ev.epoch)
+    ) {
       // Its reply is news of it: active now. Without this, a lost heartbeat or two could make
       // us think the cluster has no active and take the apps straight back.
       peer.role = "active";
@@ -544,6 +593,7 @@ export function onPrepare(
   const blocked = watchdogBlocks(state);
   if (blocked) return refuse(blocked);
   if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
+  if (!plausibleEpoch(state, ev.epoch)) return refuse(`implausible epoch ${ev.epoch}`);
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
   out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
   out.push({ type: "reply", id: ev.id, status: 200, body: { ok: true, node: state.self } });
@@ -558,7 +608,11 @@ export function onCommit(
 ): void {
   const reply = (status: number, body: Record<string, unknown>) =>
     out.push({ type: "reply", id: ev.id, status, body });
-  if (!state.peers[ev.from]) return reply(409, { ok: false, error: `unknown node ${ev.from}` });
+  const from = state.peers[ev.from];
+  if (!from) return reply(409, { ok: false, error: `unknown node ${ev.from}` });
+  if (!plausibleEpoch(state, ev.epoch)) {
+    return reply(409, { ok: false, error: `implausible epoch ${ev.epoch}` });
+  }
   if (ev.epoch < state.epoch && state.role !== "active") {
     return reply(409, { ok: false, error: `stale epoch ${ev.epoch} (ours ${state.epoch})` });
   }
@@ -568,6 +622,9 @@ export function onCommit(
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
   const blocked = watchdogBlocks(state);
   if (blocked) return reply(409, { ok: false, error: blocked });
+  // The handover's epoch is the sender's: ours must be above it.
+  from.epoch = Math.max(from.epoch, ev.epoch);
+  state.epochFloorKnown = true;
   if (takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out)) {
     reply(200, { ok: true, epoch: state.epoch });
   } else {
@@ -681,7 +738,9 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     out.record("warn", null, "expect_expired", `handover from ${state.expecting.from} never came`);
     state.expecting = null;
   }
-  if (state.claiming && now - state.claiming.since >= hb.deadAfterMs) state.claiming = null;
+  if (state.claiming && now - state.claiming.since >= deadAfterInForce(state)) {
+    state.claiming = null;
+  }
 
   if (state.role === "active") {
     tickActive(state, now, out);
@@ -708,7 +767,7 @@ function tickActive(state: NodeState, now: number, out: Out): void {
   // The apps may stay while the witness hears us (it grants no claim against us) or while
   // every peer does (none of them takes over). Otherwise a peer we cannot reach might be
   // granted the apps: stop them before it may start them.
-  const fence = cluster.heartbeat.fenceAfterMs;
+  const fence = fenceAfterInForce(state);
   const age = (t: number | null) => now - Math.max(since, t ?? -Infinity);
   const witnessAge = age(state.witness.lastAckAt);
   const lost = Object.values(state.peers).filter((p) => age(p.lastAckAt) >= fence);
@@ -728,7 +787,6 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
   if (livePeerActives(state, now).length > 0) return;
   let reason = takeoverReason(state, now, out);
   if (reason === null) return;
-  const hb = state.manifest.cluster.heartbeat;
   const unseen = Object.values(state.peers).filter((p) => !peerAlive(state, p, now));
   if (state.manifest.cluster.witness) {
     if (unseen.length > 0 && !witnessFresh(state, now)) {
@@ -738,10 +796,31 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
     }
     const age = witnessActiveAge(state, now);
     const w = state.witness.active;
-    if (w && age !== null && age < hb.deadAfterMs && w.node !== state.self) {
+    if (w && age !== null && age < deadAfterInForce(state) && w.node !== state.self) {
       return hold(state, now, out, `the witness still hears active ${w.node} (${human(age)} ago)`);
     }
-    if (unseen.length > 0 && state.witness.kind !== "baton") reason += "; witness reachable";
+    if (unseen.length > 0 && !batonWitness(state)) reason += "; witness reachable";
+  }
+  if (!state.epochFloorKnown) {
+    if (state.manifest.cluster.witness?.kind === "baton" || now < state.floorWaitUntil) {
+      return hold(
+        state,
+        now,
+        out,
+        "no state on disk and no peer or witness heard yet: the cluster's epoch is unknown " +
+          "(an epoch this node used before could be taken again)",
+      );
+    }
+    // No baton witness to ask, nobody heard for 2 × deadAfter: a first start alone, or a
+    // node that lost its state while cut off. Go on, loudly.
+    state.epochFloorKnown = true;
+    out.record(
+      "warn",
+      null,
+      "epoch_unknown",
+      "no state on disk and no peer heard for 2 × deadAfter: taking an epoch without " +
+        "knowing the cluster's (it may repeat one this node used before its state was lost)",
+    );
   }
   takeOver(state, reason, now, out);
 }
@@ -753,7 +832,6 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
  * view that has been stable for `deadAfter` (so decisions are not made on stale news).
  */
 function takeoverReason(state: NodeState, now: number, out: Out): string | null {
-  const hb = state.manifest.cluster.heartbeat;
   const peers = Object.values(state.peers);
   const expecting = state.expecting;
   if (expecting) {
@@ -795,11 +873,11 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
       return null;
     }
     return `no heartbeat from active ${lost.map((p) => p.name).join(", ")} for ${
-      human(hb.deadAfterMs)
+      human(deadAfterInForce(state))
     }`;
   }
   if (peers.length === 0) return "single-node cluster";
-  if (now - state.viewChangedAt < hb.deadAfterMs) return null;
+  if (now - state.viewChangedAt < deadAfterInForce(state)) return null;
   return "no active node in the cluster; highest-priority standby";
 }
 
@@ -807,7 +885,7 @@ function takeoverReason(state: NodeState, now: number, out: Out): string | null 
  * Become active now, or, with a baton witness, ask it first (it grants one claim at a time,
  * so two nodes deciding at once cannot both win). Returns whether the node is active now.
  */
-function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
+export function takeOver(state: NodeState, reason: string, now: number, out: Out): boolean {
   const blocked = watchdogBlocks(state);
   if (blocked) {
     hold(state, now, out, blocked);
@@ -816,7 +894,7 @@ function takeOver(state: NodeState, reason: string, now: number, out: Out): bool
   // Always ask a baton witness, even with every peer in sight: our view may be old (a
   // partition just healed), and the witness grants one claim at a time. Safety first: while
   // it is unreachable nobody takes over.
-  if (state.witness.kind === "baton") {
+  if (batonWitness(state)) {
     const epoch = nextEpoch(state);
     state.claiming = { epoch, reason, since: now };
     out.record("warn", null, "claim", `${reason}; asking the witness for epoch ${epoch}`);
@@ -825,6 +903,14 @@ function takeOver(state: NodeState, reason: string, now: number, out: Out): bool
   }
   becomeActive(state, reason, now, out);
   return true;
+}
+
+/**
+ * Whether takeovers go through a baton witness's claim: the manifest says so (`witness: URL`),
+ * or the witness answered as one.
+ */
+function batonWitness(state: NodeState): boolean {
+  return state.manifest.cluster.witness?.kind === "baton" || state.witness.kind === "baton";
 }
 
 /** Record, at most once per 5 × `deadAfter`, why a standby does not take over. */

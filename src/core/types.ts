@@ -9,6 +9,7 @@
  * @module
  */
 import type { Manifest } from "../manifest/types.ts";
+import type { ClusterSettings, HeldTimings } from "./settings.ts";
 
 /** A node's role in the cluster. */
 export type Role = "standby" | "active" | "failed";
@@ -78,6 +79,17 @@ export interface PeerState {
   manifestHash: string | null;
   /** Error of the latest failed exchange, if the latest one failed. */
   lastError: string | null;
+  /**
+   * The peer's boot id (a restarted agent has a new one): its role counter and epoch start
+   * afresh with it, so a node whose state was wiped is not ignored as stale.
+   */
+  incarnation: string | null;
+  /** Earlier incarnations of the peer (latest last, a few): their late messages are stale. */
+  retired: string[];
+  /** The safety settings the peer advertised last (see `settings.ts`). */
+  settings: ClusterSettings | null;
+  /** Hash of our settings the peer said it has seen: it acknowledged them. */
+  acked: string | null;
 }
 
 /** What the witness told us last. */
@@ -95,6 +107,8 @@ export interface WitnessState {
   failing: boolean;
   /** Whether the witness is a baton witness (knows about actives) or only reachable. */
   kind: "baton" | "http" | null;
+  /** Highest epoch a baton witness said it granted or heard: a floor for our next epoch. */
+  maxEpoch: number;
 }
 
 /** A planned or forced move of every movable app from this node to a peer. */
@@ -209,12 +223,12 @@ export interface NodeState {
   lastHandoverTo: string | null;
   /** Human sentence saying why the node is in its current role. */
   roleReason: string;
+  /** Whether the watchdog device is open and petted (an input fact); null = not reported. */
+  watchdogOk: boolean | null;
   /**
    * A resumed active that has not re-established its lease (see `resume.ts`): no movable app is
    * started, restarted or stopped meanwhile. `lost`: apps that died while the agent was away.
    */
-  /** Whether the watchdog device is open and petted (an input fact); null = not reported. */
-  watchdogOk: boolean | null;
   resume: {
     since: number;
     /** With a witness: the lease is lost if not re-established by then (`fenceAfter`). */
@@ -226,6 +240,21 @@ export interface NodeState {
     /** A baton witness answered a beat sent since the boot. */
     witnessOk: boolean;
   } | null;
+  /** This boot's id, sent in heartbeats (see {@linkcode PeerState.incarnation}); "" = none. */
+  incarnation: string;
+  /**
+   * False after a boot without persisted state in a cluster with peers, until a peer or a baton
+   * witness has told us the cluster's epoch: until then this node takes no epoch (it could
+   * reuse one it took before its state was lost).
+   */
+  epochFloorKnown: boolean;
+  /**
+   * Without a baton witness nothing else can tell a lone node without state the cluster's
+   * epoch: after listening until this time it goes on, with a loud warning.
+   */
+  floorWaitUntil: number;
+  /** Timings kept from before a reload until every peer acknowledged the new settings. */
+  heldTimings: HeldTimings | null;
 }
 
 /** The view of a node that peers exchange in heartbeats. */
@@ -242,6 +271,12 @@ export interface NodeInfo {
   priority: number;
   maintenance: boolean;
   manifestHash: string;
+  /** The sender's boot id (random per agent start). */
+  incarnation?: string | undefined;
+  /** The sender's safety settings and the timings in force there. */
+  settings?: ClusterSettings | undefined;
+  /** Peer name → hash of that peer's settings the sender has received (acknowledgements). */
+  seen?: Record<string, string> | undefined;
 }
 
 /** Operator commands handled by the core. */
@@ -265,6 +300,8 @@ export type Event =
     reboot?: boolean | null;
     /** Whether the watchdog device opened (only matters with `cluster.watchdog`). */
     watchdog?: boolean | null;
+    /** A fresh id for this boot, chosen by the driver (random). */
+    incarnation?: string;
   }
   /** The watchdog device became (un)available: a write failed, or it was reopened. */
   | { type: "watchdog"; ok: boolean; detail: string }
@@ -285,6 +322,8 @@ export type Event =
     error: string | null;
     /** When the beat this answers was sent. */
     sentAt?: number;
+    /** Highest epoch the baton witness granted or heard. */
+    maxEpoch?: number;
   }
   | { type: "takeover_prepare"; id: string; from: string; epoch: number; reason: string }
   | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }

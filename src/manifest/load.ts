@@ -63,6 +63,9 @@ export type LoadResult =
   | { ok: true; manifest: Manifest; warnings: Diagnostic[] }
   | { ok: false; errors: Diagnostic[]; warnings: Diagnostic[] };
 
+/** Longest node name the peer protocol carries (`peer/messages.ts`). */
+const MAX_NODE_NAME = 64;
+
 /** Margin the fencing rule keeps between the active stopping and the standby starting. */
 const _FENCE_MARGIN_MS = 100;
 
@@ -274,6 +277,14 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
   const urls = new Map<string, string>();
   for (const [name, value] of Object.entries(nodes)) {
     if (!NAME_PATTERN.test(name)) d.error(["nodes", name], _badName("node", name), "key");
+    else if (name.length > MAX_NODE_NAME) {
+      d.error(
+        ["nodes", name],
+        `node name "${name.slice(0, 20)}..." is ${name.length} characters: expected at most ` +
+          `${MAX_NODE_NAME} (the peer protocol carries node names of at most that length)`,
+        "key",
+      );
+    }
     const url = _record(value)?.["url"];
     const identity = typeof url === "string" ? _urlIdentity(url) : null;
     if (identity === null) continue;
@@ -316,12 +327,36 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     if (app !== null) _reportApp(name, app, nodeNames, d);
   }
 
-  if (nodeNames.length === 2 && cluster["witness"] == null) {
+  const witness = cluster["witness"];
+  if (nodeNames.length === 2 && witness == null) {
+    if (cluster["fence"] == null) {
+      d.error(
+        ["nodes"],
+        "two nodes and no cluster.witness nor cluster.fence: a network partition makes both " +
+          "nodes active; add a witness both nodes can reach (witness: URL), or write " +
+          "witness: none to accept that",
+        "key",
+      );
+    } else {
+      d.warn(
+        ["nodes"],
+        "two nodes and no cluster.witness: a network partition makes both nodes active; " +
+          "add a witness both nodes can reach",
+        "key",
+      );
+    }
+  } else if (nodeNames.length === 2 && witness === "none") {
     d.warn(
-      ["nodes"],
-      "two nodes and no cluster.witness: a network partition makes both nodes active; " +
-        "add a witness both nodes can reach",
-      "key",
+      ["cluster", "witness"],
+      "witness: none with two nodes: a network partition makes both nodes active",
+    );
+  }
+  if (_record(witness)?.["kind"] === "http") {
+    d.warn(
+      ["cluster", "witness", "kind"],
+      "a plain HTTP witness only proves reachability: it stops a standby that is itself cut " +
+        "off, but cannot arbitrate a partition where both nodes still reach it (use a baton " +
+        "witness: witness: URL)",
     );
   }
   if (nodeNames.length > 1 && cluster["secretFile"] == null) {
@@ -532,7 +567,7 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       fenceAfterMs: c.heartbeat.fenceAfter ??
         defaultFenceAfter(c.heartbeat.interval, c.heartbeat.deadAfter),
     },
-    witness: c.witness === undefined ? null : { url: _trimUrl(c.witness.url) },
+    witness: c.witness == null ? null : { url: _trimUrl(c.witness.url), kind: c.witness.kind },
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
     ...(c.watchdog && c.watchdog.mode !== "off"

@@ -73,6 +73,9 @@ function _quoteHint(input: unknown): string {
     : "";
 }
 
+/** Longest duration a timer can wait (2^31 − 1 ms); Deno fires longer ones at once. */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** A duration string; `allowZero` decides whether `0s` is accepted. Output: milliseconds. */
 function _duration(allowZero: boolean) {
   const expected = 'a duration string such as "500ms", "10s" or "1m30s"';
@@ -92,6 +95,15 @@ function _duration(allowZero: boolean) {
         ms = parseDuration(text);
       } catch (error) {
         ctx.addIssue({ code: "custom", message: (error as Error).message, input: text });
+        return z.NEVER;
+      }
+      if (ms > MAX_DURATION_MS) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a duration of at most ${MAX_DURATION_MS}ms (about 24.8 days: ` +
+            `longer timers fire at once), found "${text}"`,
+          input: text,
+        });
         return z.NEVER;
       }
       if (!allowZero && ms <= 0) {
@@ -330,11 +342,25 @@ export const HeartbeatSchema = z.strictObject({
   fenceAfter: PositiveDurationSchema.optional(),
 }, { error: _wrong("a mapping { interval, deadAfter, fenceAfter }") });
 
+/** The kinds of witness: a baton witness, or any HTTP server (reachability only). */
+export const WITNESS_KINDS = ["baton", "http"] as const;
+
+/**
+ * `cluster.witness`: `URL` (a baton witness), `{ url, kind: http }` (any HTTP server, which
+ * only proves reachability), or `none` (no witness, said explicitly). Output: null for none.
+ */
 const _WitnessSchema = z.preprocess(
-  (value) => (typeof value === "string" ? { url: value } : value),
-  z.strictObject({ url: _httpUrl("the witness URL") }, {
-    error: _wrong('a witness URL such as "http://127.0.0.1:7400" or { url: ... }'),
-  }),
+  (value) => (value === "none" ? null : typeof value === "string" ? { url: value } : value),
+  z.strictObject({
+    url: _httpUrl("the witness URL"),
+    kind: z.enum(WITNESS_KINDS, {
+      error: _wrong('a witness kind: "baton" (default) or "http" (reachability only)'),
+    }).default("baton"),
+  }, {
+    error: _wrong(
+      'a witness URL such as "http://127.0.0.1:7400", { url: ..., kind: http }, or none',
+    ),
+  }).nullable(),
 );
 
 const _TlsSchema = z.strictObject({

@@ -63,6 +63,11 @@ export interface NodeSpec {
 /** The witness: a third party both nodes can reach, used to break partitions. */
 export interface WitnessSpec {
   url: string;
+  /**
+   * `baton`: a baton witness (`witness: URL`), whose signed replies arbitrate takeovers;
+   * `http`: any HTTP server (`witness: { url, kind: http }`), which only proves reachability.
+   */
+  kind: "baton" | "http";
 }
 
 /** Kinds of notification a sink can ask for (`cluster.notify[].kinds`). */

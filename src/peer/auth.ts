@@ -43,10 +43,19 @@ export const HEADER_NONCE = "X-Baton-Nonce";
 /** Header carrying the hex HMAC-SHA256 signature. */
 export const HEADER_SIGNATURE = "X-Baton-Signature";
 
-/** Default accepted distance between the sender's and the receiver's clocks. */
-export const DEFAULT_MAX_SKEW_MS = 30_000;
-/** Largest request body {@linkcode hmacAuth} reads; larger bodies get 413. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+/** Header carrying the signature of a reply (see {@linkcode signReply}). */
+export const HEADER_REPLY_SIGNATURE = "X-Baton-Reply-Signature";
+
+/**
+ * Default accepted distance between the sender's and the receiver's clocks. Narrow: a captured
+ * request can be replayed only inside it (and never to an agent started after it was signed).
+ */
+export const DEFAULT_MAX_SKEW_MS = 5_000;
+/**
+ * Largest request body {@linkcode hmacAuth} reads before the signature is checked; larger
+ * bodies get 413. Every message of the protocol fits many times over.
+ */
+export const MAX_BODY_BYTES = 64 * 1024;
 
 const NODE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const TIME_RE = /^[0-9]{1,16}$/;
@@ -142,6 +151,66 @@ export async function signRequest(
   };
 }
 
+async function _replyCanonical(
+  nonce: string,
+  status: number,
+  body: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const bodyHash = _hex(await crypto.subtle.digest("SHA-256", encoder.encode(body)));
+  // "REPLY" cannot start a request's canonical text (a method), so neither can stand for the
+  // other.
+  return encoder.encode(`REPLY\n${nonce}\n${status}\n${bodyHash}`);
+}
+
+/**
+ * The signature of a reply to the signed request that carried `requestNonce`: hex
+ * HMAC-SHA256(secret, `REPLY\n${nonce}\n${status}\n${hex sha256(body)}`). Binding the
+ * request's nonce, the status code and the body means a reply cannot be forged, replayed for
+ * another request, or have its status or body changed on the way.
+ *
+ * @example
+ * ```ts
+ * const sig = await signReply(secret, nonce, 200, '{"ok":true}');
+ * ```
+ */
+export async function signReply(
+  secret: string,
+  requestNonce: string,
+  status: number,
+  body: string,
+): Promise<string> {
+  const canonical = await _replyCanonical(requestNonce, status, body);
+  return _hex(await crypto.subtle.sign("HMAC", await _hmacKey(secret), canonical));
+}
+
+/**
+ * Whether `signature` (hex, from {@linkcode HEADER_REPLY_SIGNATURE}) signs this reply to the
+ * request that carried `requestNonce`. A missing or malformed signature is false.
+ *
+ * @example
+ * ```ts
+ * if (!await verifyReply(secret, nonce, res.status, text, res.headers.get(HEADER_REPLY_SIGNATURE))) {
+ *   throw new Error("unauthenticated reply");
+ * }
+ * ```
+ */
+export async function verifyReply(
+  secret: string,
+  requestNonce: string,
+  status: number,
+  body: string,
+  signature: string | null,
+): Promise<boolean> {
+  if (signature === null || !SIGNATURE_RE.test(signature)) return false;
+  const canonical = await _replyCanonical(requestNonce, status, body);
+  return await crypto.subtle.verify(
+    "HMAC",
+    await _hmacKey(secret),
+    _unhex(signature),
+    canonical,
+  );
+}
+
 /** The parts of a received request that {@linkcode RequestVerifier.verify} checks. */
 export interface SignedRequest {
   method: string;
@@ -151,7 +220,10 @@ export interface SignedRequest {
 }
 
 /** Result of {@linkcode RequestVerifier.verify}: the authenticated node, or why not. */
-export type VerifyResult = { ok: true; node: string } | { ok: false; reason: string };
+export type VerifyResult = { ok: true; node: string; nonce: string } | {
+  ok: false;
+  reason: string;
+};
 
 /** Options of {@linkcode RequestVerifier}. */
 export interface VerifierOptions {
@@ -166,6 +238,12 @@ export interface VerifierOptions {
    * must be signed for one of them, so it cannot be replayed to another node.
    */
   hosts?: string[];
+  /**
+   * Wall time (unix ms) this receiver started: requests stamped before it are refused, so a
+   * request captured before a restart cannot be replayed to the restarted process, whose
+   * replay cache is empty. Default: the verifier's construction time.
+   */
+  notBefore?: number;
 }
 
 /**
@@ -185,6 +263,7 @@ export class RequestVerifier {
   readonly #now: () => number;
   readonly #replays: ReplayCache;
   readonly #hosts: string[] | null;
+  readonly #notBefore: number;
 
   /** @param secret the cluster's shared secret. */
   constructor(secret: string, opts: VerifierOptions = {}) {
@@ -197,6 +276,12 @@ export class RequestVerifier {
     this.#now = opts.now ?? Date.now;
     this.#replays = new ReplayCache(maxSkewMs, opts.maxNonces ?? 100_000);
     this.#hosts = opts.hosts ?? null;
+    this.#notBefore = opts.notBefore ?? this.#now();
+  }
+
+  /** Sign a reply to a request this verifier accepted (see {@linkcode signReply}). */
+  signReply(requestNonce: string, status: number, body: string): Promise<string> {
+    return signReply(this.#secret, requestNonce, status, body);
   }
 
   /**
@@ -227,6 +312,9 @@ export class RequestVerifier {
     const now = this.#now();
     const sentAt = Number(time);
     if (Math.abs(now - sentAt) > this.#maxSkewMs) return { ok: false, reason: "stale" };
+    if (sentAt < this.#notBefore) {
+      return { ok: false, reason: "stamped before this receiver started (a replay?)" };
+    }
 
     const to = req.headers.get(HEADER_TO) ?? "";
     if (this.#hosts !== null && !this.#hosts.includes(to)) {
@@ -252,7 +340,7 @@ export class RequestVerifier {
     const outcome = this.#replays.record(nonce, sentAt, now);
     if (outcome === "replayed") return { ok: false, reason: "replayed" };
     if (outcome === "full") return { ok: false, reason: "replay cache full" };
-    return { ok: true, node };
+    return { ok: true, node, nonce };
   }
 }
 
@@ -263,18 +351,30 @@ export class RequestVerifier {
  */
 export type AuthVariables = { peer: string; rawBody: string };
 
-/** Reads at most `limit` bytes of a body; null if it is longer. */
+/** Time {@linkcode hmacAuth} allows for the whole body of a request before it is refused. */
+export const BODY_TIMEOUT_MS = 2_000;
+
+/** Reads at most `limit` bytes of a body within `timeoutMs`; null if it is longer. */
 async function _readBody(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
+  timeoutMs: number,
 ): Promise<string | null> {
   if (body === null) return "";
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`body not received within ${timeoutMs}ms`)),
+      timeoutMs,
+    );
+  });
+  late.catch(() => {});
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await Promise.race([reader.read(), late]);
       if (done) break;
       total += value.byteLength;
       if (total > limit) {
@@ -283,7 +383,11 @@ async function _readBody(
       }
       chunks.push(value);
     }
+  } catch (err) {
+    await reader.cancel().catch(() => {});
+    throw err;
   } finally {
+    clearTimeout(timer);
     reader.releaseLock();
   }
   const all = new Uint8Array(total);
@@ -299,7 +403,8 @@ async function _readBody(
  * Hono middleware that authenticates every request it guards. It reads the body once (at
  * most {@linkcode MAX_BODY_BYTES}, else 413), verifies it, and on failure answers
  * `401 { error: "unauthorized", reason }` without calling the handler. On success it sets
- * {@linkcode AuthVariables} (`peer`, `rawBody`).
+ * {@linkcode AuthVariables} (`peer`, `rawBody`). Every reply to an accepted request carries
+ * {@linkcode HEADER_REPLY_SIGNATURE} (see {@linkcode signReply}).
  *
  * @example
  * ```ts
@@ -318,7 +423,7 @@ export function hmacAuth(
     }
     let text: string | null;
     try {
-      text = await _readBody(c.req.raw.body, MAX_BODY_BYTES);
+      text = await _readBody(c.req.raw.body, MAX_BODY_BYTES, BODY_TIMEOUT_MS);
     } catch (err) {
       // The client went away mid-body (or sent broken chunking): its fault, not ours.
       return c.json({
@@ -343,5 +448,16 @@ export function hmacAuth(
     c.set("peer", result.node);
     c.set("rawBody", text);
     await next();
+    // Sign the reply (whatever its status) for this request's nonce: the client accepts no
+    // reply it cannot verify, so a forged or altered answer is as good as none.
+    const res = c.res;
+    const replyText = await res.text();
+    const headers = new Headers(res.headers);
+    headers.set(
+      HEADER_REPLY_SIGNATURE,
+      await verifier.signReply(result.nonce, res.status, replyText),
+    );
+    c.res = undefined as unknown as Response; // replace, not merge, the finalized response
+    c.res = new Response(replyText, { status: res.status, statusText: res.statusText, headers });
   };
 }

@@ -15,14 +15,16 @@
  *
  * @module
  */
-import { signRequest } from "./auth.ts";
+import { HEADER_NONCE, HEADER_REPLY_SIGNATURE, signRequest, verifyReply } from "./auth.ts";
 
 /** Largest reply body the client reads, in bytes. */
 export const MAX_REPLY_BYTES = 1024 * 1024;
 
 /**
- * A failed exchange with a peer. `status` is the HTTP status of the reply, or 0 when no
- * reply arrived (connection refused, name not resolved, timeout, TLS failure).
+ * A failed exchange with a peer. `status` is the HTTP status of an authenticated reply, or 0
+ * when no authenticated reply arrived (connection refused, name not resolved, timeout, TLS
+ * failure, or a reply to a POST that is not signed for our request: see `signReply`).
+ * `httpStatus` is the status of whatever HTTP reply arrived, signed or not (0: none).
  *
  * @example
  * ```ts
@@ -32,12 +34,19 @@ export const MAX_REPLY_BYTES = 1024 * 1024;
 export class PeerError extends Error {
   /** HTTP status, or 0 for a network failure or a timeout. */
   readonly status: number;
+  /** HTTP status of any reply that arrived, authenticated or not; 0 when none did. */
+  readonly httpStatus: number;
 
-  /** @param status HTTP status, or 0 when no reply arrived. */
-  constructor(status: number, message: string, options?: ErrorOptions) {
+  /** @param status HTTP status, or 0 when no (authenticated) reply arrived. */
+  constructor(
+    status: number,
+    message: string,
+    options?: ErrorOptions & { httpStatus?: number },
+  ) {
     super(message, options);
     this.name = "PeerError";
     this.status = status;
+    this.httpStatus = options?.httpStatus ?? status;
   }
 }
 
@@ -181,7 +190,8 @@ export class PeerClient {
 
   /**
    * Signed POST of `body` as JSON to `baseUrl` + `path`; resolves to the parsed JSON reply.
-   * Throws {@linkcode PeerError} on a network failure, timeout, or non-2xx reply.
+   * Throws {@linkcode PeerError} on a network failure, timeout, non-2xx reply, or a reply that
+   * is not signed for this request (status 0: as good as no reply).
    */
   post<T>(baseUrl: string, path: string, body: unknown, timeoutMs?: number): Promise<T> {
     return this.#request<T>(
@@ -254,6 +264,26 @@ export class PeerClient {
         if (controller.signal.aborted) throw new PeerError(0, timeout.message);
         throw new PeerError(0, `${url.host}: reading the reply failed: ${(err as Error).message}`, {
           cause: err,
+        });
+      }
+      // Every POST goes through the receiver's authentication, which signs its reply for our
+      // nonce: an unsigned or mismatched reply is a forgery (or not a baton endpoint).
+      if (
+        method === "POST" &&
+        !await verifyReply(
+          this.#secret,
+          headers[HEADER_NONCE] ?? "",
+          res.status,
+          text,
+          res.headers.get(HEADER_REPLY_SIGNATURE),
+        )
+      ) {
+        const http = _httpError(res.status, text);
+        const why = res.headers.has(HEADER_REPLY_SIGNATURE)
+          ? "reply signature does not match"
+          : "reply not signed";
+        throw new PeerError(0, `${url.host}: ${why} (${http.message})`, {
+          httpStatus: res.status,
         });
       }
       if (res.status < 200 || res.status > 299) throw _httpError(res.status, text);

@@ -5,9 +5,13 @@
  * @module
  */
 import { z } from "zod";
+import { MAX_EPOCH } from "../core/node_state.ts";
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i).max(64);
-const epoch = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** Longest node name on the wire (the manifest refuses longer ones). */
+export const MAX_NAME_LENGTH = 64;
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i).max(MAX_NAME_LENGTH);
+/** Epochs are integers up to `MAX_EPOCH`, so the next one is still exact. */
+const epoch = z.number().int().nonnegative().max(MAX_EPOCH);
 
 /** A node's view of itself, exchanged in heartbeats. */
 export const NodeInfoSchema = z.strictObject({
@@ -20,6 +24,19 @@ export const NodeInfoSchema = z.strictObject({
   priority: z.number().int(),
   maintenance: z.boolean(),
   manifestHash: z.string().max(128),
+  incarnation: z.string().regex(/^[0-9a-z-]{1,64}$/).optional(),
+  settings: z.strictObject({
+    hash: z.string().max(64),
+    keys: z.record(z.string().max(64), z.string().max(512)).refine(
+      (k) => Object.keys(k).length <= 32,
+      { message: "at most 32 keys" },
+    ),
+    deadAfterMs: z.number().int().positive().max(2 ** 31 - 1),
+    fenceAfterMs: z.number().int().positive().max(2 ** 31 - 1),
+  }).optional(),
+  seen: z.record(name, z.string().max(64)).refine((s) => Object.keys(s).length <= 64, {
+    message: "at most 64 peers",
+  }).optional(),
 });
 
 /** `POST /v1/takeover/prepare` and `/v1/takeover/commit`. */
@@ -43,7 +60,9 @@ export const WitnessReplySchema = z.object({
   ok: z.boolean().optional(),
   granted: z.boolean().optional(),
   reason: z.string().optional(),
-  active: z.object({ node: z.string(), epoch: z.number(), ageMs: z.number() }).nullable(),
+  active: z.object({ node: name, epoch, ageMs: z.number().nonnegative() }).nullable(),
+  /** Highest epoch the witness granted or heard (absent from older witnesses). */
+  maxEpoch: epoch.optional(),
 });
 
 /** A zod error as one short line: `path: message; path: message`. */

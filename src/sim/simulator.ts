@@ -329,7 +329,9 @@ export function buildManifest(s: Scenario): Manifest {
       name: "sim",
       secretFile: null,
       heartbeat: { ...SIM_HEARTBEAT },
-      witness: s.witness === "none" ? null : { url: "http://witness:7950" },
+      witness: s.witness === "none"
+        ? null
+        : { url: "http://witness:7950", kind: s.witness === "http" ? "http" : "baton" },
       fence: s.fence ? ["fence-self"] : null,
       failedCooldownMs: s.failedCooldownMs,
       tls: null,

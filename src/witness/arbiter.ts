@@ -42,9 +42,11 @@ export interface ArbiterNode {
  * ```
  */
 export class WitnessArbiter {
-  #beats = new Map<string, { role: Role; epoch: number; at: number }>();
-  #grant: { node: string; epoch: number; at: number } | null = null;
+  #beats = new Map<string, { role: Role; epoch: number; at: number; leaseMs: number }>();
+  #grant: { node: string; epoch: number; at: number; leaseMs: number } | null = null;
   #maxGranted = 0;
+  /** Highest epoch granted or heard in any beat since the witness started. */
+  #maxEpoch = 0;
   #startedAt: number;
   readonly leaseMs: number;
 
@@ -59,13 +61,19 @@ export class WitnessArbiter {
     this.#beats.clear();
     this.#grant = null;
     this.#maxGranted = 0;
+    this.#maxEpoch = 0;
     this.#startedAt = now;
   }
 
-  /** Record a node's beat. */
-  beat(node: string, role: Role, epoch: number, now: number): void {
+  /**
+   * Record a node's beat. `deadAfterMs`: the longest deadAfter in force at that node; its
+   * lease here lasts at least that long (a node on longer timings is not given up early).
+   */
+  beat(node: string, role: Role, epoch: number, now: number, deadAfterMs = 0): void {
+    const leaseMs = Math.max(this.leaseMs, deadAfterMs);
     this.#beats.delete(node); // re-insert: the map stays ordered by last beat
-    this.#beats.set(node, { role, epoch, at: now });
+    this.#beats.set(node, { role, epoch, at: now, leaseMs });
+    this.#maxEpoch = Math.max(this.#maxEpoch, epoch);
     const g = this.#grant;
     if (g && g.node === node) {
       if (role === "active" && epoch === g.epoch) g.at = now;
@@ -77,6 +85,14 @@ export class WitnessArbiter {
   forgetOldest(): void {
     const oldest = this.#beats.keys().next();
     if (!oldest.done) this.#beats.delete(oldest.value);
+  }
+
+  /**
+   * Highest epoch granted or heard since the witness started: a node that lost its state
+   * takes its next epoch above it.
+   */
+  get maxEpoch(): number {
+    return this.#maxEpoch;
   }
 
   /** Number of nodes recorded. */
@@ -107,8 +123,22 @@ export class WitnessArbiter {
     return out;
   }
 
+  /** The lease (ms) that holds for `node`: the witness's, or longer if the node said so. */
+  #leaseOf(node: string): number {
+    return Math.max(
+      this.leaseMs,
+      this.#beats.get(node)?.leaseMs ?? 0,
+      this.#grant?.node === node ? this.#grant.leaseMs : 0,
+    );
+  }
+
   /** Decide a claim for the active role (see the module doc for the rule). */
-  claim(node: string, epoch: number, now: number): { granted: boolean; reason: string } {
+  claim(
+    node: string,
+    epoch: number,
+    now: number,
+    deadAfterMs = 0,
+  ): { granted: boolean; reason: string } {
     if (now - this.#startedAt < this.leaseMs) {
       return { granted: false, reason: "witness just started; listening first" };
     }
@@ -122,7 +152,7 @@ export class WitnessArbiter {
     }
     const current = this.active(now);
     if (current && current.node !== node) {
-      if (current.ageMs < this.leaseMs) {
+      if (current.ageMs < this.#leaseOf(current.node)) {
         return {
           granted: false,
           reason: `${current.node} is active at epoch ${current.epoch} ` +
@@ -136,9 +166,9 @@ export class WitnessArbiter {
         };
       }
     }
-    this.#grant = { node, epoch, at: now };
+    this.#grant = { node, epoch, at: now, leaseMs: Math.max(this.leaseMs, deadAfterMs) };
     this.#maxGranted = Math.max(this.#maxGranted, epoch);
-    this.beat(node, "active", epoch, now);
+    this.beat(node, "active", epoch, now, deadAfterMs);
     return { granted: true, reason: `granted epoch ${epoch}` };
   }
 }

@@ -24,6 +24,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { Role } from "../core/types.ts";
 import { WitnessArbiter } from "./arbiter.ts";
+import { MAX_EPOCH } from "../core/node_state.ts";
 import {
   type AuthVariables,
   hmacAuth,
@@ -46,7 +47,9 @@ const ROLES = ["standby", "active", "failed"] as const satisfies readonly Role[]
 export const WitnessBeatSchema = z.strictObject({
   node: z.string().min(1).max(128),
   role: z.enum(ROLES),
-  epoch: z.number().int().nonnegative(),
+  epoch: z.number().int().nonnegative().max(MAX_EPOCH),
+  /** The longest deadAfter in force at the node: its lease here lasts at least this long. */
+  deadAfterMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
 });
 
 /** A beat a node posts to the witness. */
@@ -72,6 +75,8 @@ export interface WitnessView {
   witness: "baton";
   nodes: Record<string, WitnessNodeView>;
   active: WitnessActive | null;
+  /** Highest epoch granted or heard since the witness started. */
+  maxEpoch: number;
 }
 
 /** Options of {@linkcode createWitnessApp}. */
@@ -109,7 +114,12 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
 
   const view = (): WitnessView => {
     const now = opts.now();
-    return { witness: "baton", nodes: arbiter.nodes(now), active: arbiter.active(now) };
+    return {
+      witness: "baton",
+      nodes: arbiter.nodes(now),
+      active: arbiter.active(now),
+      maxEpoch: arbiter.maxEpoch,
+    };
   };
 
   const app = new Hono<{ Variables: AuthVariables }>();
@@ -149,7 +159,7 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
   app.post(WITNESS_BEAT_PATH, hmacAuth(verifier), (c) => {
     const beat = readBeat(c);
     if (beat instanceof Response) return beat;
-    arbiter.beat(beat.node, beat.role, beat.epoch, opts.now());
+    arbiter.beat(beat.node, beat.role, beat.epoch, opts.now(), beat.deadAfterMs);
     if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
     return c.json({ ok: true as const, ...view() });
   });
@@ -165,7 +175,7 @@ export function createWitnessApp(opts: WitnessAppOptions): Hono<{ Variables: Aut
         reason: `a claim has role "active", got "${beat.role}"`,
       }, 400);
     }
-    const decision = arbiter.claim(beat.node, beat.epoch, opts.now());
+    const decision = arbiter.claim(beat.node, beat.epoch, opts.now(), beat.deadAfterMs);
     if (arbiter.size > MAX_WITNESS_NODES) arbiter.forgetOldest();
     return c.json({ ...view(), ...decision });
   });

@@ -81,8 +81,12 @@ export interface ManifestOptions {
   nodes?: Record<string, number>;
   apps?: AppSpec[];
   heartbeat?: Partial<typeof HB>;
-  /** Configure a witness (its kind is whatever the `witness` events say). */
-  witness?: boolean;
+  /**
+   * Configure a witness: `true` or `"http"` a plain one (takeovers go through a claim once a
+   * `witness` event says it is a baton witness), `"baton"` a baton witness as the manifest
+   * declares it (takeovers always claim).
+   */
+  witness?: boolean | "baton" | "http";
   fence?: string[] | null;
   failedCooldownMs?: number | null;
   /** Manifest hash; default derived from the app hashes. */
@@ -110,7 +114,9 @@ export function makeManifest(opts: ManifestOptions = {}): Manifest {
       name: "test",
       secretFile: null,
       heartbeat: { ...HB, ...opts.heartbeat },
-      witness: opts.witness ? { url: "http://127.0.0.1:7400" } : null,
+      witness: opts.witness
+        ? { url: "http://127.0.0.1:7400", kind: opts.witness === "baton" ? "baton" : "http" }
+        : null,
       fence: opts.fence ?? null,
       failedCooldownMs: opts.failedCooldownMs ?? null,
       tls: null,
