@@ -19,12 +19,13 @@ import type {
   StartMode,
 } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
-import { EventLog } from "../store/event_log.ts";
-import { acquireLock, StateStore } from "../store/state_store.ts";
+import type { CheckResult, InterfaceCheckSpec } from "../checks/run_check.ts";
+import { EventLog, type EventSink } from "../store/event_log.ts";
+import { type StateStorage, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
-import { type Clock, realClock } from "./clock.ts";
+import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
@@ -39,7 +40,11 @@ export type ReloadResult =
   | { ok: true; hash: string; warnings: string[] }
   | { ok: false; errors: string[] };
 
-/** Everything the agent needs; tests swap the runner, transport and clock for twins. */
+/**
+ * Everything the agent needs. Every side effect has a twin: the simulation and the tests swap
+ * the runner, transport, clock, timers, state store, event log, kill and fence for in-memory
+ * ones (the defaults are the real ones).
+ */
 export interface AgentOptions {
   node: string;
   manifest: Manifest;
@@ -55,6 +60,18 @@ export interface AgentOptions {
     }
   >;
   clock?: Clock;
+  /** Timers of the tick, of request timeouts, of check loops (default: the real ones). */
+  timers?: Timers;
+  /** Durable state (default: `state.json` in `stateDir`). */
+  store?: StateStorage;
+  /** Event records (default: `events.jsonl` in `stateDir`). */
+  events?: EventSink;
+  /** Send a signal to a pid (negative: its process group); default `Deno.kill`. */
+  kill?: (target: number, signal: Deno.Signal) => void;
+  /** Run the fence command (default: a child process, bounded to 60 s). */
+  fence?: (command: string[]) => Promise<{ ok: boolean; detail: string }>;
+  /** Runs one interface check when the agent makes its own scheduler (default: the real one). */
+  runCheck?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   /**
    * Period of a fixed tick (tests). Default: no fixed period; the core is ticked when its next
    * timer falls due (`nextDeadline`), after every event, and at least every 5 s.
@@ -73,10 +90,11 @@ export interface AgentOptions {
 /** One node's running agent. */
 export class Agent {
   readonly state: NodeState;
-  readonly events: EventLog;
+  readonly events: EventSink;
   #opts: AgentOptions;
   #clock: Clock;
-  #store: StateStore;
+  #timers: Timers;
+  #store: StateStorage;
   #checks: CheckScheduler;
   #link: PeerLink;
   #chain: Promise<void> = Promise.resolve();
@@ -84,10 +102,10 @@ export class Agent {
   #watched = new Map<string, number>();
   /** Stop settings of the spec each app's process was started from (a removed app has none). */
   #stopSpecs = new Map<string, { signal: Deno.Signal; timeoutMs: number }>();
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: unknown = null;
   /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
   #adaptive = false;
-  #tickTimer: ReturnType<typeof setTimeout> | null = null;
+  #tickTimer: unknown = null;
   #tickAt: number | null = null;
   /** Lateness of the tick timers (event-loop lag), in ms: worst since start, and the latest. */
   #lag = { maxMs: 0, lastMs: 0, lateTicks: 0 };
@@ -109,13 +127,22 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#clock = opts.clock ?? realClock;
+    const timers = this.#timers = opts.timers ?? realTimers;
     this.#log = opts.log ?? ((line) => console.error(line));
     this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
-    this.#store = new StateStore(opts.stateDir);
-    this.events = new EventLog(opts.stateDir);
+    this.#store = opts.store ?? new StateStore(opts.stateDir);
+    this.events = opts.events ?? new EventLog(opts.stateDir);
     this.#checks = opts.checks ??
-      new CheckScheduler((r) =>
-        this.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail })
+      new CheckScheduler(
+        (r) => this.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail }),
+        {
+          timers: {
+            now: () => this.#clock.now(),
+            set: (fn, ms) => timers.set(fn, ms),
+            clear: (h) => timers.clear(h),
+          },
+          ...(opts.runCheck ? { run: opts.runCheck } : {}),
+        },
       );
     this.#link = new PeerLink(
       opts.node,
@@ -135,7 +162,7 @@ export class Agent {
    * guessing could start a second copy of an app.
    */
   async start(): Promise<void> {
-    this.#releaseLock = await acquireLock(this.#opts.stateDir);
+    this.#releaseLock = await this.#store.lock();
     const loaded = await this.#store.load();
     if (!loaded.ok) {
       this.#releaseLock();
@@ -167,7 +194,12 @@ export class Agent {
     this.#adoptOrphans(adopted, lost);
     this.dispatch({ type: "boot", persisted, adopted, lost });
     if (this.#opts.tickMs !== undefined) {
-      this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
+      const every = this.#opts.tickMs;
+      const again = () => {
+        this.#timer = this.#timers.set(again, every);
+        this.dispatch({ type: "tick" });
+      };
+      this.#timer = this.#timers.set(again, every);
     } else {
       this.#adaptive = true;
     }
@@ -188,9 +220,10 @@ export class Agent {
       const spec = m.apps[p.app];
       if (adopted.some((a) => a.app === p.app)) {
         this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
+        const kill = this.#opts.kill ?? Deno.kill;
         for (const target of [-p.pid, p.pid]) {
           try {
-            Deno.kill(target, "SIGKILL");
+            kill(target, "SIGKILL");
           } catch { /* gone */ }
         }
         continue;
@@ -238,15 +271,15 @@ export class Agent {
   #armTick(now: number, afterTick: boolean): void {
     const wake = Math.min(nextDeadline(this.state, now), now + IDLE_TICK_MAX_MS);
     if (!afterTick && this.#tickAt !== null && this.#tickAt <= wake) return;
-    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
+    if (this.#tickTimer !== null) this.#timers.clear(this.#tickTimer);
     // +1 ms: a timer never fires before its deadline, so the tick finds it due.
     const delay = Math.max(0, Math.ceil(wake - now)) + 1;
-    const due = performance.now() + delay;
+    const due = this.#clock.now() + delay;
     this.#tickAt = wake;
-    this.#tickTimer = setTimeout(() => {
+    this.#tickTimer = this.#timers.set(() => {
       this.#tickTimer = null;
       this.#tickAt = null;
-      this.#noteLag(performance.now() - due);
+      this.#noteLag(this.#clock.now() - due);
       this.dispatch({ type: "tick" });
     }, delay);
   }
@@ -273,12 +306,12 @@ export class Agent {
   request(make: (id: string) => Event, timeoutMs = 120_000): Promise<Reply> {
     const id = crypto.randomUUID();
     return new Promise<Reply>((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.#timers.set(() => {
         this.#pending.delete(id);
         resolve({ status: 504, body: { ok: false, error: "no decision in time" } });
       }, timeoutMs);
       this.#pending.set(id, (r) => {
-        clearTimeout(timer);
+        this.#timers.clear(timer);
         resolve(r);
       });
       this.dispatch(make(id));
@@ -352,8 +385,8 @@ export class Agent {
   async shutdown(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
-    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
+    if (this.#timer !== null) this.#timers.clear(this.#timer);
+    if (this.#tickTimer !== null) this.#timers.clear(this.#tickTimer);
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
     for (const resolve of this.#pending.values()) {
@@ -498,7 +531,9 @@ export class Agent {
         this.#link.commit(action.to, action.epoch, action.reason);
         return;
       case "fence":
-        runFence(action.command).then((r) => this.dispatch({ type: "fence_result", ...r }));
+        (this.#opts.fence ?? runFence)(action.command).then((r) =>
+          this.dispatch({ type: "fence_result", ...r })
+        );
         return;
       case "reply": {
         const resolve = this.#pending.get(action.id);

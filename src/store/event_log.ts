@@ -34,6 +34,17 @@ export interface EventRecord {
   epoch: number;
 }
 
+/**
+ * Where the agent's records go: {@linkcode EventLog} on disk, `MemoryEventLog`
+ * (memory_store.ts) in the simulation; both pass `tests/event_log_contract_test.ts`.
+ */
+export interface EventSink {
+  /** Append one record; never throws (a failed write is reported, the record kept in memory). */
+  append(record: EventRecord): void;
+  /** The last `n` records (at most {@linkcode RECENT_CAPACITY}), oldest first. */
+  recent(n: number): EventRecord[];
+}
+
 /** Options of {@linkcode EventLog}. */
 export interface EventLogOptions {
   /** Rotate before the file would exceed this size (default 10 MiB). */
@@ -58,7 +69,7 @@ const _TAIL_BYTES = 1024 * 1024;
  * log.close();
  * ```
  */
-export class EventLog {
+export class EventLog implements EventSink {
   /** Path of the current log file. */
   readonly path: string;
   readonly #maxBytes: number;
