@@ -120,6 +120,8 @@ export class Agent {
   #barrierGen = 0;
   /** Highest barrier generation known to be on disk. */
   #durableGen = 0;
+  /** Role and epoch of the latest save known to be on disk. */
+  #onDisk: { role: string; epoch: number } | null = null;
   /** The latest save queued: resolves to its error, or null once on disk. */
   #lastSave: Promise<string | null> = Promise.resolve(null);
 
@@ -445,6 +447,7 @@ export class Agent {
     const saved = this.#store.save(state).then(
       () => {
         this.#persistError = null;
+        this.#onDisk = { role: state.role, epoch: state.epoch };
         this.#durableGen = Math.max(this.#durableGen, gen);
         return null;
       },
@@ -470,6 +473,12 @@ export class Agent {
         const spec = m.apps[action.app];
         if (!spec) {
           this.dispatch({ type: "app_start_failed", app: action.app, error: "not in manifest" });
+          return;
+        }
+        const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
+        if (stale !== null) {
+          // Decided under a role this node has left while the state write was pending.
+          this.dispatch({ type: "app_start_failed", app: action.app, error: stale });
           return;
         }
         this.#stopSpecs.set(spec.name, spec.stop);
@@ -549,6 +558,21 @@ export class Agent {
       case "persist":
         return;
     }
+  }
+
+  /**
+   * Why a movable app decided at `epoch` must not start now (null: it may): the node left the
+   * active role or that epoch, in memory or on disk, while the spawn waited for its write.
+   */
+  #staleSpawn(epoch: number): string | null {
+    const disk = this.#onDisk;
+    if (this.state.role !== "active" || this.state.epoch !== epoch) {
+      return `superseded: the node is ${this.state.role} at epoch ${this.state.epoch} now`;
+    }
+    if (disk === null || disk.role !== "active" || disk.epoch !== epoch) {
+      return `superseded: the state on disk is ${disk ? `${disk.role} e${disk.epoch}` : "none"}`;
+    }
+    return null;
   }
 
   /** Keep one check loop per running process, for the process it belongs to. */

@@ -164,6 +164,8 @@ export interface Monitor {
   lastRole: Record<string, Role | null>;
   /** Simulated time the node became failed, kept across restarts; null if not failed. */
   failedSince: Record<string, number | null>;
+  /** Agent incarnation seen at the last check, per node. */
+  life: Record<string, number>;
   activation: Record<string, Activation | null>;
   /** Open overlap episodes: `app:<name>` or `epoch:<n>`. */
   episodes: Record<string, Episode>;
@@ -171,7 +173,7 @@ export interface Monitor {
 
 /** A monitor with no history, for a new run. */
 export function newMonitor(): Monitor {
-  return { maxEpoch: {}, lastRole: {}, failedSince: {}, activation: {}, episodes: {} };
+  return { maxEpoch: {}, lastRole: {}, failedSince: {}, life: {}, activation: {}, episodes: {} };
 }
 
 /**
@@ -235,6 +237,12 @@ function trackNodes(monitor: Monitor, world: WorldView, out: Violation[]): void 
       });
     }
     // 3. failed stays failed until clear or cooldown.
+    // A failed role that never reached the disk is lost with the agent that held it (the
+    // agent started nothing under it and said so: STATE NOT WRITTEN); a durable one stays.
+    if (monitor.life[name] !== agent.incarnation) {
+      monitor.life[name] = agent.incarnation;
+      if (p?.role !== "failed") monitor.failedSince[name] = null;
+    }
     const failedSince = monitor.failedSince[name] ?? null;
     if (s.role === "failed") {
       if (failedSince === null) monitor.failedSince[name] = now;

@@ -17,6 +17,7 @@ import type {
   StopOptions,
 } from "../supervisor/process_runner.ts";
 import { type MemoryDisk, newMemoryDisk } from "../store/memory_store.ts";
+import type { StateStorage } from "../store/state_store.ts";
 
 /** One running (or paused) agent process. */
 export interface Incarnation {
@@ -140,4 +141,26 @@ export class IncarnationRunner implements ProcessRunner {
   report(exit: ExitInfo): void {
     for (const cb of this.#callbacks) cb(exit);
   }
+}
+
+/** `store`, counting the saves of `inc` in flight and whether the latest one failed. */
+export function trackSaves(inc: Incarnation, store: StateStorage): StateStorage {
+  return {
+    load: () => store.load(),
+    lock: () => store.lock(),
+    save: (st) => {
+      inc.saving++;
+      return store.save(st).then(
+        () => {
+          inc.saving--;
+          inc.saveFailed = false;
+        },
+        (err) => {
+          inc.saving--;
+          inc.saveFailed = true;
+          throw err;
+        },
+      );
+    },
+  };
 }

@@ -10,13 +10,8 @@
  * @module
  */
 import { Agent } from "../agent/agent.ts";
-import { nextDeadline } from "../core/deadline.ts";
-import { step } from "../core/step.ts";
-import type { NodeState } from "../core/types.ts";
-import type { PeerTransport } from "../agent/peer_link.ts";
-import type { Command, NodeInfo, PersistedState } from "../core/types.ts";
+import type { PersistedState } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
-import { PeerError } from "../peer/client.ts";
 import { MemoryEventLog, MemoryStateStore } from "../store/memory_store.ts";
 import { parseState } from "../store/state_store.ts";
 import { WitnessArbiter } from "../witness/arbiter.ts";
@@ -30,10 +25,19 @@ import {
   type Violation,
   type WorldView,
 } from "./invariants.ts";
-import { buildManifest, type Fault, type Scenario, WITNESS } from "./scenario.ts";
-import { type Incarnation, IncarnationRunner, newHost, type SimHost } from "./sim_host.ts";
+import { buildManifest, type Scenario } from "./scenario.ts";
+import { faultEnd, faultStart, heal, operatorRound } from "./sim_faults.ts";
+import { simTransport } from "./sim_transport.ts";
+import {
+  type Incarnation,
+  IncarnationRunner,
+  newHost,
+  type SimHost,
+  trackSaves,
+} from "./sim_host.ts";
 import { mixSeed, type OneWayModel, Rng, SimNetwork } from "./sim_network.ts";
 import { VirtualTime } from "./virtual_time.ts";
+import { probeDeadline } from "./sim_deadline.ts";
 
 /** Options of one run. */
 export interface RunOptions {
@@ -85,9 +89,11 @@ export class Simulation {
   readonly rngMisc: Rng;
   readonly trace: TraceLine[] | null;
   manifest: Manifest;
-  #version = 1;
+  /** Manifest version the operator reloads next. */
+  version = 1;
   #incs = 0;
-  #resolved = new Map<number, string>();
+  /** Host each window fault resolved to. */
+  readonly resolved = new Map<number, string>();
   #parsed = new Map<string, { text: string | null; state: PersistedState | null }>();
   violations: Violation[] = [];
 
@@ -115,20 +121,23 @@ export class Simulation {
     const s = this.s;
     const vt = this.vt;
     s.faults.forEach((f, index) => {
-      vt.set(() => this.#faultStart(index), f.at);
+      vt.set(() => faultStart(this, index), f.at);
       const until = "until" in f ? f.until : null;
-      if (until !== null) vt.set(() => this.#faultEnd(index), until);
+      if (until !== null) vt.set(() => faultEnd(this, index), until);
     });
-    vt.set(() => this.#heal(), s.faultMs);
+    vt.set(() => heal(this), s.faultMs);
     const end = s.faultMs + s.settleMs;
     for (let t = s.faultMs + 2_000; t <= end - 4_000; t += 2_000) {
-      vt.set(() => this.#operatorRound(false), t);
+      vt.set(() => operatorRound(this, false), t);
     }
     for (const h of Object.values(this.hosts)) this.startAgent(h, this.rngMisc.int(0, 200));
     if (this.opts.deadlineCheck) {
       const rng = new Rng(mixSeed(s.seed, "ticks"));
       const probe = () => {
-        for (const h of Object.values(this.hosts)) this.#probeDeadline(h);
+        for (const h of Object.values(this.hosts)) {
+          const v = this.violations.length === 0 ? probeDeadline(h, this.vt.now) : null;
+          if (v) this.violations.push(v);
+        }
         vt.set(probe, rng.int(10, 50));
       };
       vt.set(probe, 10);
@@ -166,34 +175,6 @@ export class Simulation {
     }
   }
 
-  /** A tick before the core's next deadline must do nothing (on a copy of the state). */
-  #probeDeadline(h: SimHost): void {
-    const inc = h.live;
-    if (!inc?.booted || inc.group.frozen || this.violations.length > 0) return;
-    const local = inc.group.now();
-    const state = inc.agent.state;
-    // The deadline as of the agent's latest tick (a deadline exactly at a time counts from
-    // before it): the agent sleeps until then.
-    const due = nextDeadline(state, state.lastTickAt ?? local);
-    if (due <= local) return;
-    const copy = structuredClone(state);
-    const before = _decisionState(copy);
-    const { actions } = step(copy, { type: "tick" }, local);
-    if (actions.length > 0 || _decisionState(copy) !== before) {
-      this.violations.push({
-        invariant: "deadline",
-        at: this.vt.now,
-        message:
-          `${h.name}: a tick at ${local} (last tick ${state.lastTickAt}, beat ${state.lastHeartbeatAt}) before nextDeadline ${due} acted: ${
-            actions.map((a) => a.type === "record" ? `${a.kind}: ${a.message}` : a.type).join(
-              "; ",
-            ) ||
-            "changed the state"
-          }`,
-      });
-    }
-  }
-
   // ------------------------------------------------------------ agents
 
   /** Start a new agent process on `h` after `delay` (if the host is up and has none). */
@@ -228,24 +209,7 @@ export class Simulation {
         error: h.failingWrites > 0 ? "EIO (simulated)" : null,
       }),
     });
-    const tracked = {
-      load: () => store.load(),
-      lock: () => store.lock(),
-      save: (st: PersistedState) => {
-        inc.saving++;
-        return store.save(st).then(
-          () => {
-            inc.saving--;
-            inc.saveFailed = false;
-          },
-          (err) => {
-            inc.saving--;
-            inc.saveFailed = true;
-            throw err;
-          },
-        );
-      },
-    };
+    const tracked = trackSaves(inc, store);
     const rng = this.rngProc;
     inc.agent = new Agent({
       node: h.name,
@@ -253,7 +217,7 @@ export class Simulation {
       mode: "auto",
       stateDir: `/sim/${h.name}`,
       runner: inc.runner,
-      transport: this.#transport(h, inc),
+      transport: simTransport(this, h, inc),
       loadManifest: () => Promise.resolve({ ok: true, manifest: this.manifest, warnings: [] }),
       clock: group,
       timers: group,
@@ -329,13 +293,14 @@ export class Simulation {
     this.world(h.name, `process ${app} pid ${pid} starts`);
     if (h.sick > 0 && this.manifest.apps[app]?.movable) {
       this.vt.set(
-        () => this.#crashPid(h, pid, "exited with code 1 (sick host)"),
+        () => this.crashPid(h, pid, "exited with code 1 (sick host)"),
         this.rngProc.int(50, 400),
       );
     }
   }
 
-  #crashPid(h: SimHost, pid: number, detail: string): void {
+  /** Kill one process (if it still runs) with `detail`. */
+  crashPid(h: SimHost, pid: number, detail: string): void {
     if (!h.procs.running().some((p) => p.pid === pid)) return;
     this.world(h.name, `process pid ${pid} ${detail}`);
     h.procs.kill(pid, detail);
@@ -367,310 +332,6 @@ export class Simulation {
     h.up = true;
     this.world(h.name, "host is back");
     this.startAgent(h, this.rngMisc.int(50, 300));
-  }
-
-  // ------------------------------------------------------------ network
-
-  #transport(h: SimHost, inc: Incarnation): PeerTransport {
-    return {
-      post: <T>(baseUrl: string, path: string, body: unknown, timeoutMs = 10_000): Promise<T> =>
-        new Promise<T>((resolve, reject) => {
-          const to = new URL(baseUrl).hostname;
-          let done = false;
-          const timer = inc.group.set(() => {
-            if (done) return;
-            done = true;
-            reject(new PeerError(0, `${to}: timed out after ${timeoutMs}ms`));
-          }, timeoutMs);
-          const reply = (ok: boolean, value: unknown, heard: boolean) => {
-            const d = this.net.transmitReply(to, h.name);
-            if (d === null) return;
-            inc.group.set(() => {
-              if (done) return;
-              done = true;
-              inc.group.clear(timer);
-              if (heard && h.live === inc) h.lastReceived[to] = this.vt.now;
-              if (ok) resolve(value as T);
-              else reject(value);
-            }, d);
-          };
-          const d = this.net.transmit(h.name, to);
-          if (d === null) return;
-          const json = JSON.stringify(body);
-          this.vt.set(() => this.#arrive(h.name, to, path, JSON.parse(json), reply), d);
-        }),
-    };
-  }
-
-  #arrive(
-    from: string,
-    to: string,
-    path: string,
-    body: Record<string, unknown>,
-    reply: (ok: boolean, value: unknown, heard: boolean) => void,
-  ): void {
-    if (to === WITNESS) return this.#witness(from, path, body, reply);
-    const t = this.hosts[to];
-    if (!t || !t.up) return;
-    const inc = t.live;
-    if (!inc || !inc.booted) {
-      reply(false, new PeerError(0, `${to}: connection refused`), false);
-      return;
-    }
-    inc.group.set(() => {
-      t.lastReceived[from] = this.vt.now;
-      const agent = inc.agent;
-      if (path === "/v1/heartbeat") {
-        agent.dispatch({ type: "peer_info", info: body as unknown as NodeInfo });
-        reply(true, agent.info(), true);
-        return;
-      }
-      const phase = path === "/v1/takeover/prepare" ? "prepare" : "commit";
-      const { epoch, reason } = body as { epoch: number; reason: string };
-      agent.request((id) => ({ type: `takeover_${phase}`, id, from, epoch, reason }))
-        .then((r) => {
-          if (r.status < 300) reply(true, r.body, true);
-          else {reply(
-              false,
-              new PeerError(r.status, `HTTP ${r.status}: ${String(r.body.error)}`),
-              true,
-            );}
-        });
-    }, 0);
-  }
-
-  #witness(
-    from: string,
-    path: string,
-    body: Record<string, unknown>,
-    reply: (ok: boolean, value: unknown, heard: boolean) => void,
-  ): void {
-    if (this.s.witness !== "baton") {
-      reply(false, new PeerError(404, "not found"), false);
-      return;
-    }
-    const now = this.vt.now;
-    const { node, role, epoch } = body as { node: string; role: "active"; epoch: number };
-    if (node !== from) return reply(false, new PeerError(400, "signer mismatch"), false);
-    if (path.endsWith("/beat")) {
-      this.arbiter.beat(node, role, epoch, now);
-      reply(
-        true,
-        { ok: true, witness: "baton", nodes: {}, active: this.arbiter.active(now) },
-        false,
-      );
-      return;
-    }
-    const decision = this.arbiter.claim(node, epoch, now);
-    this.world(
-      WITNESS,
-      `claim of ${node} for epoch ${epoch}: ${
-        decision.granted ? "granted" : "refused"
-      } (${decision.reason})`,
-    );
-    reply(
-      true,
-      { witness: "baton", nodes: {}, active: this.arbiter.active(now), ...decision },
-      false,
-    );
-  }
-
-  // ------------------------------------------------------------ faults
-
-  #target(t: string): SimHost | null {
-    if (t === "standby") {
-      const act = this.#target("active");
-      return this.hosts[this.s.nodes.find((n) => n !== act?.name) ?? ""] ?? null;
-    }
-    if (t !== "active") return this.hosts[t] ?? null;
-    for (const name of this.s.nodes) {
-      const h = this.hosts[name];
-      if (h?.live?.booted && h.live.agent.state.role === "active") return h;
-    }
-    return this.s.nodes.map((n) => this.hosts[n]!).find((h) => h.up) ?? null;
-  }
-
-  #faultStart(index: number): void {
-    const f = this.s.faults[index];
-    if (!f) return;
-    if (f.kind === "partition") {
-      this.world("net", `partition ${f.label} starts`);
-      for (const [a, b] of f.links) this.net.block(a, b);
-      return;
-    }
-    if (f.kind === "witness_restart") {
-      this.world(WITNESS, "witness restarts: forgets every beat, listens for a lease");
-      this.arbiter.restart(this.vt.now);
-      return;
-    }
-    const h = this.#target(f.host);
-    if (!h) return;
-    this.#resolved.set(index, h.name);
-    this.#applyStart(h, f);
-  }
-
-  #applyStart(h: SimHost, f: Exclude<Fault, { kind: "partition" | "witness_restart" }>): void {
-    switch (f.kind) {
-      case "app_crash": {
-        const p = h.procs.running().find((x) => x.app === f.app);
-        this.world(h.name, `fault: crash ${f.app}${p ? ` pid ${p.pid}` : " (not running)"}`);
-        if (p) h.procs.kill(p.pid, "exited with code 1 (crash)");
-        return;
-      }
-      case "check_fail":
-        this.world(h.name, `fault: checks of ${f.app} start failing`);
-        h.checkFail.set(f.app, (h.checkFail.get(f.app) ?? 0) + 1);
-        return;
-      case "sick_host":
-        this.world(h.name, "fault: host turns sick (movable apps crash soon after start)");
-        h.sick++;
-        for (const p of h.procs.running()) {
-          if (p.app && this.manifest.apps[p.app]?.movable) {
-            const pid = p.pid;
-            this.vt.set(
-              () => this.#crashPid(h, pid, "exited with code 1 (sick host)"),
-              this.rngProc.int(10, 300),
-            );
-          }
-        }
-        return;
-      case "agent_crash":
-        if (h.up) this.killAgent(h);
-        return;
-      case "agent_pause":
-        if (h.live) {
-          this.world(h.name, "fault: agent paused (SIGSTOP); its apps keep running");
-          h.live.group.freeze();
-        }
-        return;
-      case "reboot":
-      case "host_death":
-        this.killHost(h);
-        return;
-      case "slow_disk":
-        this.world(h.name, `fault: state writes take ${f.delayMs} ms`);
-        h.slowWrites.push(f.delayMs);
-        return;
-      case "failing_disk":
-        this.world(h.name, "fault: state writes fail");
-        h.failingWrites++;
-        return;
-      case "reload":
-        return this.#reload(h, f.spec);
-      case "maintenance":
-        return this.command(h, { type: "maintenance", on: true });
-      case "command":
-        return this.command(h, f.command);
-      case "rogue_process": {
-        const sp = h.procs.startExternal(f.app);
-        h.startedAt.set(sp.pid, this.vt.now);
-        this.world(h.name, `fault: someone starts ${f.app} by hand (pid ${sp.pid})`);
-        return;
-      }
-    }
-  }
-
-  #faultEnd(index: number): void {
-    const f = this.s.faults[index];
-    if (!f) return;
-    if (f.kind === "partition") {
-      this.world("net", `partition ${f.label} heals`);
-      for (const [a, b] of f.links) this.net.unblock(a, b);
-      return;
-    }
-    const h = this.hosts[this.#resolved.get(index) ?? ""];
-    if (!h) return;
-    switch (f.kind) {
-      case "check_fail":
-        h.checkFail.set(f.app, Math.max(0, (h.checkFail.get(f.app) ?? 0) - 1));
-        return;
-      case "sick_host":
-        h.sick = Math.max(0, h.sick - 1);
-        return;
-      case "agent_crash":
-        if (h.up && !h.live) this.#restartAgent(h);
-        return;
-      case "agent_pause":
-        if (h.live?.group.frozen) {
-          this.world(h.name, "agent resumes (SIGCONT)");
-          h.live.group.thaw();
-        }
-        return;
-      case "reboot":
-      case "host_death":
-        return this.reviveHost(h);
-      case "slow_disk": {
-        const i = h.slowWrites.indexOf(f.delayMs);
-        if (i >= 0) h.slowWrites.splice(i, 1);
-        return;
-      }
-      case "failing_disk":
-        h.failingWrites = Math.max(0, h.failingWrites - 1);
-        return;
-      case "maintenance":
-        return this.command(h, { type: "maintenance", on: false });
-      default:
-        return;
-    }
-  }
-
-  #restartAgent(h: SimHost): void {
-    this.startAgent(h, 0);
-    h.agentBackAt = this.vt.now;
-  }
-
-  /** The operator reloads every node's manifest, this one first, a little apart. */
-  #reload(first: SimHost, spec: boolean): void {
-    if (spec) this.#version++;
-    this.manifest = buildManifest(this.s, this.#version);
-    this.world(first.name, `operator reloads the manifest${spec ? " (web changed)" : ""}`);
-    const order = [first, ...Object.values(this.hosts).filter((x) => x !== first)];
-    order.forEach((h, i) => {
-      this.vt.set(() => {
-        const inc = h.live;
-        if (inc?.booted) inc.group.set(() => void inc.agent.reload(), 0);
-      }, i === 0 ? 0 : this.rngMisc.int(0, 300));
-    });
-  }
-
-  /** An operator command, as the CLI sends it to the node's API. */
-  command(h: SimHost, command: Command): void {
-    const inc = h.live;
-    if (!h.up || !inc?.booted) return;
-    this.world(h.name, `operator: ${command.type}${"on" in command ? ` ${command.on}` : ""}`);
-    inc.group.set(() => {
-      if (command.type === "clear") h.clearedAt = this.vt.now;
-      void inc.agent.command(command);
-    }, 0);
-  }
-
-  #heal(): void {
-    this.world("world", "faults stop: network heals, hosts and agents come back");
-    this.net.healAll();
-    this.net.setNoise({ lossRate: 0, spikeRate: 0 });
-    for (const h of Object.values(this.hosts)) {
-      h.sick = 0;
-      h.checkFail.clear();
-      h.slowWrites = [];
-      h.failingWrites = 0;
-    }
-    this.#operatorRound(true);
-  }
-
-  /** The operator repairs: powers hosts on, starts and resumes agents, clears failed nodes. */
-  #operatorRound(atHeal: boolean): void {
-    for (const h of Object.values(this.hosts)) {
-      this.reviveHost(h);
-      if (h.up && !h.live) this.#restartAgent(h);
-      if (h.live?.group.frozen) h.live.group.thaw();
-    }
-    const anyActive = Object.values(this.hosts).some((h) => h.live?.agent.state.role === "active");
-    for (const h of Object.values(this.hosts)) {
-      const s = h.live?.booted ? h.live.agent.state : null;
-      if (!s) continue;
-      if (s.maintenance) this.command(h, { type: "maintenance", on: false });
-      if (s.role === "failed" && (atHeal || !anyActive)) this.command(h, { type: "clear" });
-    }
   }
 
   // ------------------------------------------------------------ views and traces
@@ -731,12 +392,4 @@ export class Simulation {
     const text = line.split(" ").slice(2).join(" ");
     this.trace?.push({ at: this.vt.now, who: h.name, text, noise: false });
   }
-}
-
-/** The core state minus the manifest and the tick bookkeeping, as text to compare. */
-function _decisionState(state: NodeState): string {
-  return JSON.stringify(
-    state,
-    (k, v) => k === "manifest" || k === "lastTickAt" || k === "lastHeartbeatAt" ? undefined : v,
-  );
 }
