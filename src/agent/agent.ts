@@ -174,6 +174,7 @@ export class Agent {
       );
     }
     const persisted: PersistedState | null = loaded.state;
+    if (persisted) this.#onDisk = { role: persisted.role, epoch: persisted.epoch };
     if (persisted && persisted.node !== this.#opts.node) {
       this.#releaseLock();
       throw new Error(

@@ -47,7 +47,6 @@ export function onStarted(
   app.consecutiveCheckFailures = 0;
   app.lastCheck = null;
   app.stopping = null;
-  out.dirty = true;
   out.record("info", ev.app, "started", `started as pid ${ev.pid} (epoch ${state.epoch})`);
 }
 
@@ -79,7 +78,6 @@ export function onExited(
   app.pid = null;
   app.startTime = null;
   app.specHash = null;
-  out.dirty = true;
   if (app.phase === "stopping") {
     const stopping = app.stopping;
     app.stopping = null;
@@ -172,7 +170,6 @@ function maybeResetWindow(app: AppState, spec: AppSpec, now: number, out: Out): 
   app.restarts = 0;
   app.escalated = false;
   app.backoffMs = spec.restart.backoffMs;
-  out.dirty = true;
 }
 
 /**
@@ -191,7 +188,6 @@ function fail(
   const spec = state.manifest.apps[app.name];
   app.lastFailureAt = now;
   app.lastFailure = reason;
-  out.dirty = true;
   if (!spec) {
     app.phase = "stopped";
     delete state.apps[app.name];

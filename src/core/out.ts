@@ -3,18 +3,31 @@
  *
  * @module
  */
-import type { Action, Level } from "./types.ts";
+import { toPersisted } from "./node_state.ts";
+import type { Action, Level, NodeState } from "./types.ts";
 
-/** Collects the actions of one step and whether the durable state changed. */
+/** Collects the actions of one step. */
 export class Out {
   /** Actions, in order. */
   readonly actions: Action[] = [];
-  /** Set when a durable field changed and has not been persisted yet in this step. */
-  dirty = false;
+  /** The persisted view (JSON) last queued in this step, or as it was before it. */
+  savedView: string | null = null;
 
   /** Queue an action. */
   push(action: Action): void {
     this.actions.push(action);
+  }
+
+  /**
+   * Queue a save of the persisted view if it differs from the one queued last (or loaded):
+   * whether to persist is derived by comparison, not remembered by each handler.
+   */
+  persist(state: NodeState): void {
+    const view = toPersisted(state);
+    const key = JSON.stringify(view);
+    if (key === this.savedView) return;
+    this.savedView = key;
+    this.actions.push({ type: "persist", state: view });
   }
 
   /** Record a decision with its reason (kept in memory and in the event log by the driver). */

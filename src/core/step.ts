@@ -56,6 +56,11 @@ export interface StepResult {
  */
 export function step(state: NodeState, event: Event, now: number): StepResult {
   const out = new Out();
+  // Whether to persist is derived: the persisted view before and after (for a boot: what was
+  // loaded), never a flag each handler must remember to set.
+  out.savedView = event.type === "boot"
+    ? (event.persisted === null ? null : JSON.stringify(event.persisted))
+    : JSON.stringify(toPersisted(state));
   const esc: Escalate = (s, app, reason, t) => escalate(s, app, reason, t, out);
   switch (event.type) {
     case "boot":
@@ -112,13 +117,10 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       break;
   }
   // A new role or epoch reaches the disk before anything is started under it.
-  if (out.dirty) {
-    out.push({ type: "persist", state: toPersisted(state) });
-    out.dirty = false;
-  }
+  out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
-  if (out.dirty) out.push({ type: "persist", state: toPersisted(state) });
+  out.persist(state);
   return { state, actions: out.actions };
 }
 
@@ -179,7 +181,6 @@ function onBoot(
     becomeActive(state, "started with --mode active", now, out);
   }
   for (const app of lost) onLost(state, app, now, out, escalate);
-  out.dirty = true;
 }
 
 function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
@@ -200,7 +201,6 @@ function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out)
     app.backoffMs = spec.restart.backoffMs;
     if (app.phase === "backoff") app.backoffUntil = now;
     if (app.stopping && app.stopping.restartAfterMs !== null) app.stopping.restartAfterMs = 0;
-    out.dirty = true;
   }
   for (const name of Object.keys(manifest.nodes)) {
     if (name !== state.self && !state.peers[name]) {

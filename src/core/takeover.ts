@@ -22,7 +22,6 @@ import {
   peerAlive,
   selfPriority,
   setRole,
-  toPersisted,
 } from "./node_state.ts";
 import type { Out } from "./out.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
@@ -103,7 +102,6 @@ export function onPeerInfo(
   }
   if (state.role !== "active" && info.epoch > state.epoch) {
     state.epoch = info.epoch;
-    out.dirty = true;
   }
   if (state.claiming && info.role === "active") {
     out.record("info", null, "claim_dropped", `peer ${info.node} is active: dropping our claim`);
@@ -232,7 +230,6 @@ export function becomeActive(
   state.expecting = null;
   state.claiming = null;
   state.bootUntil = now;
-  out.dirty = true;
   out.record("info", null, "active", `active at epoch ${state.epoch}: ${reason}`);
 }
 
@@ -258,7 +255,6 @@ export function stepDown(state: NodeState, reason: string, now: number, out: Out
   setRole(state, "standby", reason);
   state.activeSince = null;
   state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
-  out.dirty = true;
   out.record("error", null, "step_down", `stepping down to standby: ${reason}`);
   if (state.handover?.requestId) {
     out.push({
@@ -438,8 +434,7 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
     `movable apps stopped; this node is now ${state.role}; asking ${h.to} to start them`,
   );
   // The new role must be on disk before the peer may start anything.
-  out.push({ type: "persist", state: toPersisted(state) });
-  out.dirty = false;
+  out.persist(state);
   // Tell the witness first, so it grants the peer's claim without waiting out our lease.
   if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
   // And the peers, with a heartbeat out of turn: a standby that still sees us active drops
@@ -550,7 +545,6 @@ export function onCommand(
       if (state.maintenance !== command.on) {
         state.maintenance = command.on;
         state.viewChangedAt = now; // our eligibility changed: let peers learn it first
-        out.dirty = true;
         out.record(
           "warn",
           null,
@@ -563,7 +557,6 @@ export function onCommand(
       const wasFailed = state.role === "failed";
       if (wasFailed) leaveFailed(state, "cleared by the operator", now);
       else clearCounters(state);
-      out.dirty = true;
       out.record(
         "info",
         null,
@@ -656,7 +649,6 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     now - state.failedAt >= cooldown
   ) {
     leaveFailed(state, `failed cooldown of ${human(cooldown)} passed`, now);
-    out.dirty = true;
     out.record("info", null, "standby", `${state.roleReason}: failed → standby, counters cleared`);
   }
 
