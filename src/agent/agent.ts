@@ -6,6 +6,7 @@
  * @module
  */
 import { CheckScheduler } from "../checks/check_scheduler.ts";
+import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
 import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
@@ -99,9 +100,6 @@ export class Agent {
   #link: PeerLink;
   #chain: Promise<void> = Promise.resolve();
   #pending = new Map<string, (r: Reply) => void>();
-  #watched = new Map<string, number>();
-  /** Stop settings of the spec each app's process was started from (a removed app has none). */
-  #stopSpecs = new Map<string, { signal: Deno.Signal; timeoutMs: number }>();
   #timer: unknown = null;
   /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
   #adaptive = false;
@@ -187,8 +185,6 @@ export class Agent {
     for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
       if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
         this.#opts.runner.adopt(app, rec.pid, rec.startTime);
-        const spec = this.#opts.manifest.apps[app];
-        if (spec) this.#stopSpecs.set(app, spec.stop);
         adopted.push({ app, ...rec });
       } else {
         lost.push(app);
@@ -232,7 +228,6 @@ export class Agent {
         continue;
       }
       this.#opts.runner.adopt(p.app, p.pid, p.startTime);
-      if (spec) this.#stopSpecs.set(p.app, spec.stop);
       // Started from the current spec as far as we know; a removed app is stopped by reconcile.
       adopted.push({
         app: p.app,
@@ -253,8 +248,6 @@ export class Agent {
     const now = this.#clock.now();
     const { actions } = step(this.state, event, now);
     this.#execute(actions);
-    // Which process a check loop watches changes only with a decision, and a decision acts.
-    if (actions.length > 0) this.#syncChecks();
     if (!this.#adaptive) return;
     if (event.type === "tick") {
       this.#armTick(now, true);
@@ -471,18 +464,13 @@ export class Agent {
           this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
           return;
         }
-        const spec = m.apps[action.app];
-        if (!spec) {
-          this.dispatch({ type: "app_start_failed", app: action.app, error: "not in manifest" });
-          return;
-        }
+        const spec = action.spec;
         const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
         if (stale !== null) {
           // Decided under a role this node has left while the state write was pending.
           this.dispatch({ type: "app_start_failed", app: action.app, error: stale });
           return;
         }
-        this.#stopSpecs.set(spec.name, spec.stop);
         this.#opts.runner.spawn({
           app: spec.name,
           command: spec.command,
@@ -509,11 +497,9 @@ export class Agent {
         return;
       }
       case "stop": {
-        // The process was started from an older spec if the app was removed or changed.
-        const stop = this.#stopSpecs.get(action.app) ?? m.apps[action.app]?.stop;
         this.#opts.runner.stop(action.app, action.pid, {
-          signal: stop?.signal ?? "SIGTERM",
-          timeoutMs: stop?.timeoutMs ?? 10_000,
+          signal: action.signal,
+          timeoutMs: action.timeoutMs,
           mode: action.mode,
         }).catch((err) =>
           this.#record(
@@ -555,9 +541,17 @@ export class Agent {
         }
         return;
       }
+      case "watch_check":
+        this.#checks.watch({ app: action.app, pid: action.pid, spec: action.check });
+        return;
+      case "unwatch_check":
+        this.#checks.unwatch(action.app);
+        return;
       case "record":
       case "persist":
         return;
+      default:
+        assertNever(action);
     }
   }
 
@@ -574,30 +568,6 @@ export class Agent {
       return `superseded: the state on disk is ${disk ? `${disk.role} e${disk.epoch}` : "none"}`;
     }
     return null;
-  }
-
-  /** Keep one check loop per running process, for the process it belongs to. */
-  #syncChecks(): void {
-    for (const app of Object.values(this.state.apps)) {
-      const spec = this.state.manifest.apps[app.name];
-      const pid = app.phase === "running" && spec && spec.check.type !== "process" ? app.pid : null;
-      const watched = this.#watched.get(app.name);
-      if (pid === null) {
-        if (watched !== undefined) {
-          this.#checks.unwatch(app.name);
-          this.#watched.delete(app.name);
-        }
-      } else if (watched !== pid && spec) {
-        this.#checks.watch({ app: app.name, pid, spec: spec.check });
-        this.#watched.set(app.name, pid);
-      }
-    }
-    for (const name of this.#watched.keys()) {
-      if (!this.state.apps[name]) {
-        this.#checks.unwatch(name);
-        this.#watched.delete(name);
-      }
-    }
   }
 
   #record(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {

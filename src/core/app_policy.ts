@@ -9,7 +9,7 @@
 import type { AppSpec } from "../manifest/types.ts";
 import { allowedHere, human, newApp } from "./node_state.ts";
 import type { Out } from "./out.ts";
-import type { AppState, Event, NodeState } from "./types.ts";
+import { type AppState, DEFAULT_STOP, type Event, type NodeState } from "./types.ts";
 
 /** Called when an app escalates; returns whether a handover is now under way. */
 export type Escalate = (state: NodeState, app: AppState, reason: string, now: number) => boolean;
@@ -36,7 +36,14 @@ export function onStarted(
   if (!app) {
     // Started for an app that is gone from both manifest and state: stop it right away.
     out.record("warn", ev.app, "stray", `pid ${ev.pid} belongs to no known app; stopping it`);
-    out.push({ type: "stop", app: ev.app, pid: ev.pid, mode: "graceful", reason: "unknown app" });
+    out.push({
+      type: "stop",
+      app: ev.app,
+      pid: ev.pid,
+      mode: "graceful",
+      ...DEFAULT_STOP,
+      reason: "unknown app",
+    });
     return;
   }
   app.phase = "running";
@@ -252,7 +259,16 @@ function restart(
   if (alive && app.pid !== null) {
     app.phase = "stopping";
     app.stopping = { reason: why, restartAfterMs: delayMs };
-    out.push({ type: "stop", app: app.name, pid: app.pid, mode: "graceful", reason: why });
+    const { signal, timeoutMs } = app.stopWith ?? DEFAULT_STOP;
+    out.push({
+      type: "stop",
+      app: app.name,
+      pid: app.pid,
+      mode: "graceful",
+      signal,
+      timeoutMs,
+      reason: why,
+    });
     return;
   }
   app.phase = "backoff";

@@ -59,6 +59,7 @@ export function initNodeState(
     lastTickAt: null,
     lastWitnessCheckAt: null,
     apps: {},
+    checking: {},
     peers,
     witness: { lastOkAt: null, lastAckAt: null, active: null, kind: null, failing: false },
     handover: null,
@@ -105,6 +106,7 @@ export function newApp(name: string, backoffMs: number): AppState {
     lastCheck: null,
     escalated: false,
     stopping: null,
+    stopWith: null,
   };
 }
 

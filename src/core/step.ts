@@ -17,7 +17,8 @@ import {
 } from "./app_policy.ts";
 import { newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
-import { reconcile } from "./reconcile.ts";
+import { assertNever } from "./assert.ts";
+import { reconcile, syncChecks } from "./reconcile.ts";
 import {
   becomeActive,
   escalate,
@@ -115,11 +116,14 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
     case "command":
       onCommand(state, event.id, event.command, now, out);
       break;
+    default:
+      assertNever(event);
   }
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
+  syncChecks(state, out);
   out.persist(state);
   return { state, actions: out.actions };
 }
@@ -165,6 +169,7 @@ function onBoot(
     app.specHash = a.specHash;
     app.startedAt = now;
     app.restarts = a.restarts;
+    app.stopWith = spec ? { ...spec.stop } : null;
     state.apps[a.app] = app;
     out.record("info", a.app, "adopted", `adopted pid ${a.pid}, still running from before`);
   }

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { assertNever } from "./assert.ts";
 import { killMovable } from "./reconcile.ts";
 import {
   human,
@@ -590,6 +591,8 @@ export function onCommand(
       }
       return; // replied when the handover ends
     }
+    default:
+      assertNever(command);
   }
 }
 

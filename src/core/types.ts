@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Manifest } from "../manifest/types.ts";
+import type { AppSpec, CheckSpec, Manifest } from "../manifest/types.ts";
 
 /** A node's role in the cluster. */
 export type Role = "standby" | "active" | "failed";
@@ -25,6 +25,15 @@ export interface CheckResult {
   at: number;
   detail: string;
 }
+
+/** How a process is stopped: the settings of the spec it was started from. */
+export interface StopSettings {
+  signal: Deno.Signal;
+  timeoutMs: number;
+}
+
+/** Stop settings of a process whose spec is unknown. */
+export const DEFAULT_STOP: StopSettings = { signal: "SIGTERM", timeoutMs: 10_000 };
 
 /** Everything the core tracks about one app on this node. */
 export interface AppState {
@@ -52,6 +61,8 @@ export interface AppState {
   escalated: boolean;
   /** Why the current stop was requested; `restartAfterMs` delays the start after a failure. */
   stopping: { reason: string; restartAfterMs: number | null } | null;
+  /** Stop settings of the spec the current process was started from (null: none runs). */
+  stopWith: StopSettings | null;
 }
 
 /** What this node knows of a peer. */
@@ -185,6 +196,8 @@ export interface NodeState {
   lastTickAt: number | null;
   lastWitnessCheckAt: number | null;
   apps: Record<string, AppState>;
+  /** The check loop of each app the drivers run, by the pid it watches (started by actions). */
+  checking: Record<string, number>;
   peers: Record<string, PeerState>;
   witness: WitnessState;
   handover: Handover | null;
@@ -258,15 +271,23 @@ export type Level = "info" | "warn" | "error";
 
 /** Outputs of the core: data the drivers carry out, in order. */
 export type Action =
-  | { type: "spawn"; app: string; epoch: number }
+  /** Start `spec` (everything the driver needs) under `epoch`. */
+  | { type: "spawn"; app: string; epoch: number; spec: AppSpec }
   | {
     type: "stop";
     app: string;
     pid: number;
     /** graceful: stop signal, SIGKILL after the timeout. kill: SIGKILL at once (fencing). */
     mode: "graceful" | "kill";
+    /** Graceful mode: the signal, then SIGKILL after `timeoutMs` (of the process's spec). */
+    signal: Deno.Signal;
+    timeoutMs: number;
     reason: string;
   }
+  /** Start (or move to a new pid) the check loop of `app`. */
+  | { type: "watch_check"; app: string; pid: number; check: CheckSpec }
+  /** Stop the check loop of `app`. */
+  | { type: "unwatch_check"; app: string }
   | { type: "persist"; state: PersistedState }
   | { type: "record"; level: Level; app: string | null; kind: string; message: string }
   | { type: "heartbeat"; info: NodeInfo }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { assertNever } from "../core/assert.ts";
 import type { Command } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
 import type { WitnessArbiter } from "../witness/arbiter.ts";
@@ -129,6 +130,8 @@ function applyStart(
       w.world(h.name, `fault: someone starts ${f.app} by hand (pid ${sp.pid})`);
       return;
     }
+    default:
+      assertNever(f);
   }
 }
 
