@@ -11,9 +11,6 @@ import { allowedHere, human, newApp } from "./node_state.ts";
 import type { Out } from "./out.ts";
 import { type AppState, DEFAULT_STOP, type Event, type NodeState } from "./types.ts";
 
-/** Called when an app escalates; returns whether a handover is now under way. */
-export type Escalate = (state: NodeState, app: AppState, reason: string, now: number) => boolean;
-
 /** The app's state, created stopped if the core has not seen it yet. */
 export function appState(state: NodeState, spec: AppSpec): AppState {
   let app = state.apps[spec.name];
@@ -63,13 +60,12 @@ export function onStartFailed(
   ev: Extract<Event, { type: "app_start_failed" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   if (!app || app.phase !== "starting") return;
   app.pid = null;
   app.startTime = null;
-  fail(state, app, `cannot start: ${ev.error}`, false, now, out, escalate);
+  fail(state, app, `cannot start: ${ev.error}`, false, now, out);
 }
 
 /** A watched process exited (crash, kill, or the end of a stop we asked for). */
@@ -78,7 +74,6 @@ export function onExited(
   ev: Extract<Event, { type: "app_exited" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   if (!app || app.pid !== ev.pid) return; // an older process of this app: already handled
@@ -103,7 +98,7 @@ export function onExited(
     if (!state.manifest.apps[app.name]) delete state.apps[app.name];
     return;
   }
-  fail(state, app, `pid ${ev.pid} ${ev.detail}`, false, now, out, escalate);
+  fail(state, app, `pid ${ev.pid} ${ev.detail}`, false, now, out);
 }
 
 /** An app recorded as running was gone when the agent started: a failure like any other. */
@@ -112,9 +107,8 @@ export function onLost(
   app: AppState,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
-  fail(state, app, "exited while the agent was not running", false, now, out, escalate);
+  fail(state, app, "exited while the agent was not running", false, now, out);
 }
 
 /** An interface check result for one process. */
@@ -123,7 +117,6 @@ export function onCheck(
   ev: Extract<Event, { type: "check" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   const spec = state.manifest.apps[ev.app];
@@ -152,7 +145,6 @@ export function onCheck(
     true,
     now,
     out,
-    escalate,
   );
 }
 
@@ -190,7 +182,6 @@ function fail(
   alive: boolean,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const spec = state.manifest.apps[app.name];
   app.lastFailureAt = now;
@@ -232,18 +223,12 @@ function fail(
     `${reason}; failed again after ${app.restarts} restart(s) within ` +
       `${human(spec.restart.windowMs)}: this host is suspect`,
   );
-  const handingOver = escalate(state, app, reason, now);
   const delay = app.backoffMs;
   app.backoffMs = Math.min(app.backoffMs * 2, spec.restart.backoffMaxMs);
   app.totalRestarts++;
-  if (!handingOver) {
-    out.record(
-      "error",
-      app.name,
-      "backoff",
-      `no peer can take over: restarting here in ${human(delay)} (backoff), healthy apps untouched`,
-    );
-  }
+  // An intent, not a call into the takeover code: the step resolves it (hand over, or
+  // record the backoff when nobody can take the apps).
+  out.escalations.push({ app: app.name, reason, backoffMs: delay });
   restart(app, alive, delay, "failed: backoff", now, out);
 }
 

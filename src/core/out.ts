@@ -6,10 +6,20 @@
 import { toPersisted } from "./node_state.ts";
 import type { Action, Level, NodeState } from "./types.ts";
 
+/** An app failed again inside its window: the host is suspect. */
+export interface Escalation {
+  app: string;
+  reason: string;
+  /** The backoff of its restart here if nobody takes the apps. */
+  backoffMs: number;
+}
+
 /** Collects the actions of one step. */
 export class Out {
   /** Actions, in order. */
   readonly actions: Action[] = [];
+  /** Escalation intents of the restart policy, resolved by the step (handover or backoff). */
+  readonly escalations: Escalation[] = [];
   /** The persisted view (JSON) last queued in this step, or as it was before it. */
   savedView: string | null = null;
 

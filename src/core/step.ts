@@ -7,7 +7,6 @@
  */
 import type { Manifest } from "../manifest/types.ts";
 import {
-  type Escalate,
   onCheck,
   onExited,
   onLost,
@@ -15,7 +14,7 @@ import {
   onStartFailed,
   resetHealthyWindows,
 } from "./app_policy.ts";
-import { newApp, newPeer, toPersisted } from "./node_state.ts";
+import { human, newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
 import { assertNever } from "./assert.ts";
 import { reconcile, syncChecks } from "./reconcile.ts";
@@ -62,10 +61,9 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   out.savedView = event.type === "boot"
     ? (event.persisted === null ? null : JSON.stringify(event.persisted))
     : JSON.stringify(toPersisted(state));
-  const esc: Escalate = (s, app, reason, t) => escalate(s, app, reason, t, out);
   switch (event.type) {
     case "boot":
-      onBoot(state, event, now, out, esc);
+      onBoot(state, event, now, out);
       break;
     case "tick":
       resetHealthyWindows(state, now, out);
@@ -78,13 +76,13 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       onStarted(state, event, now, out);
       break;
     case "app_start_failed":
-      onStartFailed(state, event, now, out, esc);
+      onStartFailed(state, event, now, out);
       break;
     case "app_exited":
-      onExited(state, event, now, out, esc);
+      onExited(state, event, now, out);
       break;
     case "check":
-      onCheck(state, event, now, out, esc);
+      onCheck(state, event, now, out);
       break;
     case "peer_info":
       onPeerInfo(state, event, now, out);
@@ -119,6 +117,7 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
     default:
       assertNever(event);
   }
+  resolveEscalations(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
   reconcile(state, now, out);
@@ -128,12 +127,28 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   return { state, actions: out.actions };
 }
 
+/** Each escalation intent: hand the apps over, or say why not and back off here. */
+function resolveEscalations(state: NodeState, now: number, out: Out): void {
+  for (const e of out.escalations.splice(0)) {
+    const app = state.apps[e.app];
+    if (!app) continue;
+    if (!escalate(state, app, e.reason, now, out)) {
+      out.record(
+        "error",
+        e.app,
+        "backoff",
+        `no peer can take over: restarting here in ${human(e.backoffMs)} (backoff), healthy apps ` +
+          "untouched",
+      );
+    }
+  }
+}
+
 function onBoot(
   state: NodeState,
   ev: Extract<Event, { type: "boot" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const deadAfter = state.manifest.cluster.heartbeat.deadAfterMs;
   const hasPeers = Object.keys(state.peers).length > 0;
@@ -185,7 +200,7 @@ function onBoot(
   if (state.mode === "active" && state.role !== "active" && state.role !== "failed") {
     becomeActive(state, "started with --mode active", now, out);
   }
-  for (const app of lost) onLost(state, app, now, out, escalate);
+  for (const app of lost) onLost(state, app, now, out);
 }
 
 function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
