@@ -17,6 +17,7 @@ import type {
   Event,
   NodeState,
   PersistedState,
+  RecordKind,
   StartMode,
 } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
@@ -570,7 +571,12 @@ export class Agent {
     return null;
   }
 
-  #record(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {
+  #record(
+    level: "info" | "warn" | "error",
+    app: string | null,
+    kind: RecordKind,
+    message: string,
+  ) {
     const rec = {
       time: new Date(this.#clock.wallNow()).toISOString(),
       node: this.state.self,

@@ -4,7 +4,7 @@
  * @module
  */
 import { toPersisted } from "./node_state.ts";
-import type { Action, Level, NodeState } from "./types.ts";
+import type { Action, CoreRecordKind, Level, NodeState } from "./types.ts";
 
 /** An app failed again inside its window: the host is suspect. */
 export interface Escalation {
@@ -41,7 +41,7 @@ export class Out {
   }
 
   /** Record a decision with its reason (kept in memory and in the event log by the driver). */
-  record(level: Level, app: string | null, kind: string, message: string): void {
+  record(level: Level, app: string | null, kind: CoreRecordKind, message: string): void {
     this.actions.push({ type: "record", level, app, kind, message });
   }
 }

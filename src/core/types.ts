@@ -266,6 +266,60 @@ export type Event =
   | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
   | { type: "command"; id: string; command: Command };
 
+/** Kinds of the records the core emits (what happened, for filters and tests). */
+export type CoreRecordKind =
+  | "active"
+  | "adopted"
+  | "backoff"
+  | "boot"
+  | "check_failed"
+  | "check_ok"
+  | "claim"
+  | "claim_dropped"
+  | "claim_outdated"
+  | "claim_refused"
+  | "clear"
+  | "clock_gap"
+  | "escalation"
+  | "exited"
+  | "expect_expired"
+  | "failed"
+  | "fence"
+  | "handover"
+  | "handover_commit"
+  | "handover_done"
+  | "handover_refused"
+  | "hold"
+  | "maintenance"
+  | "no_handover"
+  | "peer_down"
+  | "peer_role"
+  | "peer_up"
+  | "prepare"
+  | "prepare_refused"
+  | "reload"
+  | "restart"
+  | "standby"
+  | "started"
+  | "step_down"
+  | "stopped"
+  | "stray"
+  | "window_reset"
+  | "witness_down"
+  | "witness_up";
+
+/** Kinds of the records the drivers write themselves (the agent around the core). */
+export type DriverRecordKind =
+  | "loop_lag"
+  | "orphan_adopted"
+  | "orphan_killed"
+  | "persist_failed"
+  | "reload_refused"
+  | "stop_failed";
+
+/** Every kind of event record. */
+export type RecordKind = CoreRecordKind | DriverRecordKind;
+
 /** Severity of a recorded decision. */
 export type Level = "info" | "warn" | "error";
 
@@ -289,7 +343,7 @@ export type Action =
   /** Stop the check loop of `app`. */
   | { type: "unwatch_check"; app: string }
   | { type: "persist"; state: PersistedState }
-  | { type: "record"; level: Level; app: string | null; kind: string; message: string }
+  | { type: "record"; level: Level; app: string | null; kind: CoreRecordKind; message: string }
   | { type: "heartbeat"; info: NodeInfo }
   | { type: "check_witness"; info: NodeInfo }
   /** Ask the baton witness to grant this node the active role at `info.epoch`. */

@@ -21,6 +21,8 @@
  * @module
  */
 
+import type { RecordKind } from "../core/types.ts";
+
 /** One line of the event log. */
 export interface EventRecord {
   /** ISO wall time. */
@@ -28,7 +30,8 @@ export interface EventRecord {
   node: string;
   level: "info" | "warn" | "error";
   app: string | null;
-  kind: string;
+  /** What happened (a record from another baton version may carry a kind not listed). */
+  kind: RecordKind;
   /** Human sentence: what happened and why. */
   message: string;
   epoch: number;
@@ -206,7 +209,8 @@ export function parseEventLine(line: string): EventRecord | null {
     node: r["node"],
     level,
     app,
-    kind: r["kind"],
+    // Read back as written; a kind of another version is kept, not dropped.
+    kind: r["kind"] as RecordKind,
     message: r["message"],
     epoch: r["epoch"],
   };
