@@ -4,6 +4,7 @@
  * a real restart, `--json` on every read command, and `baton completion bash|zsh|fish` checked
  * in the shells themselves (zsh and fish tests skip when the shell is not installed).
  */
+import type { RecordKind } from "../src/core/types.ts";
 import assert from "node:assert/strict";
 import { LocalCluster, sampleAppCommand } from "../scripts/local_cluster.ts";
 import { buildProgram } from "../src/cli.ts";
@@ -15,7 +16,12 @@ import { runBaton } from "./helpers/cli_run.ts";
 
 const IT = { sanitizeOps: false, sanitizeResources: false } as const;
 
-function rec(time: string, app: string | null, kind: string, message = kind): EventRecord {
+function rec(
+  time: string,
+  app: string | null,
+  kind: RecordKind,
+  message: string = kind,
+): EventRecord {
   return { time, node: "solo", level: "info", app, kind, message, epoch: 1 };
 }
 
@@ -67,7 +73,7 @@ Deno.test("runEvents --follow on a state directory prints the existing records, 
     const line = (r: EventRecord) => JSON.stringify(r) + "\n";
     await Deno.writeTextFile(
       `${dir}/events.jsonl.1`,
-      line(rec("2026-12-03T09:00:00.000Z", "web", "old")),
+      line(rec("2026-12-03T09:00:00.000Z", "web", "exited")),
     );
     await Deno.writeTextFile(
       `${dir}/events.jsonl`,
@@ -92,7 +98,7 @@ Deno.test("runEvents --follow on a state directory prints the existing records, 
     await new Promise((r) => setTimeout(r, 100)); // a few more polls: nothing repeats
     stop.abort();
     await done;
-    assert.deepEqual(got.map((l) => JSON.parse(l).kind), ["old", "restart", "started"]);
+    assert.deepEqual(got.map((l) => JSON.parse(l).kind), ["exited", "restart", "started"]);
     await assert.rejects(
       runEvents(fileSource(`${dir}/missing`), {}),
       /state directory .*missing not found/,

@@ -40,12 +40,12 @@ Deno.test("nextDeadline of a node with a peer is its next heartbeat or the peer'
   assert.ok(d > 10 && d <= 10 + HB.intervalMs, `deadline ${d}`);
 });
 
-Deno.test("nextDeadline never lets a tick before it act (seeded simulation, deadlineCheck)", () => {
+Deno.test("nextDeadline never lets a tick before it act (seeded simulation, deadlineCheck)", async () => {
   const failures: string[] = [];
-  for (let seed = 1; seed <= 12; seed++) {
+  for (let seed = 1; seed <= 4; seed++) {
     for (const nodes of [2, 3] as const) {
       for (const witness of ["none", "http", "baton"] as const) {
-        const r = runSimulation(generateScenario(seed, { nodes, witness }), {
+        const r = await runSimulation(generateScenario(seed, { nodes, witness }), {
           deadlineCheck: true,
         });
         for (const v of r.violations) {

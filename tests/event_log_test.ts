@@ -13,7 +13,7 @@ function record(i: number, overrides: Partial<EventRecord> = {}): EventRecord {
     node: "alpha",
     level: "info",
     app: i % 2 === 0 ? "web" : null,
-    kind: "test",
+    kind: "boot",
     message: `event number ${i}`,
     epoch: 1,
     ...overrides,

@@ -3,6 +3,7 @@
  * retries (with a twin delivery), and real deliveries to a local webhook receiver (signed,
  * and one that never answers) and to a command.
  */
+import type { RecordKind } from "../src/core/types.ts";
 import assert from "node:assert/strict";
 import type { NotifySink } from "../src/manifest/types.ts";
 import { deliver, eventEnv, SIGNATURE_HEADER, signBody } from "../src/notify/deliver.ts";
@@ -19,7 +20,7 @@ import type { EventRecord } from "../src/store/event_log.ts";
 import { poll } from "../scripts/local_cluster.ts";
 import { boot, exchange, makeManifest, records } from "./helpers/core_fixtures.ts";
 
-function rec(kind: string, over: Partial<EventRecord> = {}): EventRecord {
+function rec(kind: RecordKind, over: Partial<EventRecord> = {}): EventRecord {
   return {
     time: "2026-01-01T10:00:00.000Z",
     node: "alpha",
@@ -88,7 +89,7 @@ Deno.test("notifyKind maps the core's records to the announced kinds", () => {
 
 Deno.test("FlapDetector reports a check that changed state 5 times within 5 minutes", () => {
   const f = new FlapDetector();
-  const seq = [
+  const seq: RecordKind[] = [
     "check_failed",
     "check_ok",
     "check_failed",

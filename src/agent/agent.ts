@@ -6,6 +6,7 @@
  * @module
  */
 import { CheckScheduler } from "../checks/check_scheduler.ts";
+import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
 import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
@@ -13,19 +14,22 @@ import type {
   Action,
   AdoptedApp,
   Command,
+  DriverRecordKind,
   Event,
   NodeState,
   PersistedState,
+  RecordKind,
   StartMode,
 } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
-import { EventLog, type EventRecord } from "../store/event_log.ts";
-import { acquireLock, StateStore } from "../store/state_store.ts";
+import type { CheckResult, InterfaceCheckSpec } from "../checks/run_check.ts";
+import { EventLog, type EventRecord, type EventSink } from "../store/event_log.ts";
+import { type StateStorage, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
-import { type Clock, realClock } from "./clock.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
@@ -40,7 +44,11 @@ export type ReloadResult =
   | { ok: true; hash: string; warnings: string[] }
   | { ok: false; errors: string[] };
 
-/** Everything the agent needs; tests swap the runner, transport and clock for twins. */
+/**
+ * Everything the agent needs. Every side effect has a twin: the simulation and the tests swap
+ * the runner, transport, clock, timers, state store, event log, kill and fence for in-memory
+ * ones (the defaults are the real ones).
+ */
 export interface AgentOptions {
   node: string;
   manifest: Manifest;
@@ -56,6 +64,18 @@ export interface AgentOptions {
     }
   >;
   clock?: Clock;
+  /** Timers of the tick, of request timeouts, of check loops (default: the real ones). */
+  timers?: Timers;
+  /** Durable state (default: `state.json` in `stateDir`). */
+  store?: StateStorage;
+  /** Event records (default: `events.jsonl` in `stateDir`). */
+  events?: EventSink;
+  /** Send a signal to a pid (negative: its process group); default `Deno.kill`. */
+  kill?: (target: number, signal: Deno.Signal) => void;
+  /** Run the fence command (default: a child process, bounded to 60 s). */
+  fence?: (command: string[]) => Promise<{ ok: boolean; detail: string }>;
+  /** Runs one interface check when the agent makes its own scheduler (default: the real one). */
+  runCheck?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   /**
    * Period of a fixed tick (tests). Default: no fixed period; the core is ticked when its next
    * timer falls due (`nextDeadline`), after every event, and at least every 5 s.
@@ -82,21 +102,19 @@ export interface AgentOptions {
 /** One node's running agent. */
 export class Agent {
   readonly state: NodeState;
-  readonly events: EventLog;
+  readonly events: EventSink;
   #opts: AgentOptions;
   #clock: Clock;
-  #store: StateStore;
+  #timers: Timers;
+  #store: StateStorage;
   #checks: CheckScheduler;
   #link: PeerLink;
   #chain: Promise<void> = Promise.resolve();
   #pending = new Map<string, (r: Reply) => void>();
-  #watched = new Map<string, number>();
-  /** Stop settings of the spec each app's process was started from (a removed app has none). */
-  #stopSpecs = new Map<string, { signal: Deno.Signal; timeoutMs: number }>();
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: unknown = null;
   /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
   #adaptive = false;
-  #tickTimer: ReturnType<typeof setTimeout> | null = null;
+  #tickTimer: unknown = null;
   #tickAt: number | null = null;
   /** Lateness of the tick timers (event-loop lag), in ms: worst since start, and the latest. */
   #lag = { maxMs: 0, lastMs: 0, lateTicks: 0 };
@@ -113,6 +131,8 @@ export class Agent {
   #barrierGen = 0;
   /** Highest barrier generation known to be on disk. */
   #durableGen = 0;
+  /** Role and epoch of the latest save known to be on disk. */
+  #onDisk: { role: string; epoch: number } | null = null;
   /** The latest save queued: resolves to its error, or null once on disk. */
   #lastSave: Promise<string | null> = Promise.resolve(null);
 
@@ -120,13 +140,22 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.#opts = opts;
     this.#clock = opts.clock ?? realClock;
+    const timers = this.#timers = opts.timers ?? realTimers;
     this.#log = opts.log ?? ((line) => console.error(line));
     this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
-    this.#store = new StateStore(opts.stateDir);
-    this.events = new EventLog(opts.stateDir);
+    this.#store = opts.store ?? new StateStore(opts.stateDir);
+    this.events = opts.events ?? new EventLog(opts.stateDir);
     this.#checks = opts.checks ??
-      new CheckScheduler((r) =>
-        this.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail })
+      new CheckScheduler(
+        (r) => this.dispatch({ type: "check", app: r.app, pid: r.pid, ok: r.ok, detail: r.detail }),
+        {
+          timers: {
+            now: () => this.#clock.now(),
+            set: (fn, ms) => timers.set(fn, ms),
+            clear: (h) => timers.clear(h),
+          },
+          ...(opts.runCheck ? { run: opts.runCheck } : {}),
+        },
       );
     this.#link = new PeerLink(
       opts.node,
@@ -150,7 +179,7 @@ export class Agent {
    * guessing could start a second copy of an app.
    */
   async start(): Promise<void> {
-    this.#releaseLock = await acquireLock(this.#opts.stateDir);
+    this.#releaseLock = await this.#store.lock();
     const loaded = await this.#store.load();
     if (!loaded.ok) {
       this.#releaseLock();
@@ -160,6 +189,7 @@ export class Agent {
       );
     }
     const persisted: PersistedState | null = loaded.state;
+    if (persisted) this.#onDisk = { role: persisted.role, epoch: persisted.epoch };
     if (persisted && persisted.node !== this.#opts.node) {
       this.#releaseLock();
       throw new Error(
@@ -172,8 +202,6 @@ export class Agent {
     for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
       if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
         this.#opts.runner.adopt(app, rec.pid, rec.startTime);
-        const spec = this.#opts.manifest.apps[app];
-        if (spec) this.#stopSpecs.set(app, spec.stop);
         adopted.push({ app, ...rec });
       } else {
         lost.push(app);
@@ -195,7 +223,12 @@ export class Agent {
       incarnation: crypto.randomUUID(),
     });
     if (this.#opts.tickMs !== undefined) {
-      this.#timer = setInterval(() => this.dispatch({ type: "tick" }), this.#opts.tickMs);
+      const every = this.#opts.tickMs;
+      const again = () => {
+        this.#timer = this.#timers.set(again, every);
+        this.dispatch({ type: "tick" });
+      };
+      this.#timer = this.#timers.set(again, every);
     } else {
       this.#adaptive = true;
     }
@@ -216,15 +249,15 @@ export class Agent {
       const spec = m.apps[p.app];
       if (adopted.some((a) => a.app === p.app)) {
         this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
+        const kill = this.#opts.kill ?? Deno.kill;
         for (const target of [-p.pid, p.pid]) {
           try {
-            Deno.kill(target, "SIGKILL");
+            kill(target, "SIGKILL");
           } catch { /* gone */ }
         }
         continue;
       }
       this.#opts.runner.adopt(p.app, p.pid, p.startTime);
-      if (spec) this.#stopSpecs.set(p.app, spec.stop);
       // Started from the current spec as far as we know; a removed app is stopped by reconcile.
       adopted.push({
         app: p.app,
@@ -255,8 +288,6 @@ export class Agent {
     }
     this.#execute(actions);
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
-    // Which process a check loop watches changes only with a decision, and a decision acts.
-    if (actions.length > 0) this.#syncChecks();
     if (!this.#adaptive) return;
     if (event.type === "tick") {
       this.#armTick(now, true);
@@ -276,15 +307,15 @@ export class Agent {
   #armTick(now: number, afterTick: boolean): void {
     const wake = Math.min(nextDeadline(this.state, now), now + IDLE_TICK_MAX_MS);
     if (!afterTick && this.#tickAt !== null && this.#tickAt <= wake) return;
-    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
+    if (this.#tickTimer !== null) this.#timers.clear(this.#tickTimer);
     // +1 ms: a timer never fires before its deadline, so the tick finds it due.
     const delay = Math.max(0, Math.ceil(wake - now)) + 1;
-    const due = performance.now() + delay;
+    const due = this.#clock.now() + delay;
     this.#tickAt = wake;
-    this.#tickTimer = setTimeout(() => {
+    this.#tickTimer = this.#timers.set(() => {
       this.#tickTimer = null;
       this.#tickAt = null;
-      this.#noteLag(performance.now() - due);
+      this.#noteLag(this.#clock.now() - due);
       this.dispatch({ type: "tick" });
     }, delay);
   }
@@ -322,12 +353,12 @@ export class Agent {
   request(make: (id: string) => Event, timeoutMs = 120_000): Promise<Reply> {
     const id = crypto.randomUUID();
     return new Promise<Reply>((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.#timers.set(() => {
         this.#pending.delete(id);
         resolve({ status: 504, body: { ok: false, error: "no decision in time" } });
       }, timeoutMs);
       this.#pending.set(id, (r) => {
-        clearTimeout(timer);
+        this.#timers.clear(timer);
         resolve(r);
       });
       this.dispatch(make(id));
@@ -414,8 +445,8 @@ export class Agent {
   async shutdown(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
-    if (this.#tickTimer !== null) clearTimeout(this.#tickTimer);
+    if (this.#timer !== null) this.#timers.clear(this.#timer);
+    if (this.#tickTimer !== null) this.#timers.clear(this.#tickTimer);
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
     this.#opts.lease?.close();
@@ -478,6 +509,7 @@ export class Agent {
     const saved = this.#store.save(state).then(
       () => {
         this.#persistError = null;
+        this.#onDisk = { role: state.role, epoch: state.epoch };
         this.#durableGen = Math.max(this.#durableGen, gen);
         return null;
       },
@@ -500,12 +532,13 @@ export class Agent {
           this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
           return;
         }
-        const spec = m.apps[action.app];
-        if (!spec) {
-          this.dispatch({ type: "app_start_failed", app: action.app, error: "not in manifest" });
+        const spec = action.spec;
+        const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
+        if (stale !== null) {
+          // Decided under a role this node has left while the state write was pending.
+          this.dispatch({ type: "app_start_failed", app: action.app, error: stale });
           return;
         }
-        this.#stopSpecs.set(spec.name, spec.stop);
         this.#opts.runner.spawn({
           app: spec.name,
           command: spec.command,
@@ -532,11 +565,9 @@ export class Agent {
         return;
       }
       case "stop": {
-        // The process was started from an older spec if the app was removed or changed.
-        const stop = this.#stopSpecs.get(action.app) ?? m.apps[action.app]?.stop;
         this.#opts.runner.stop(action.app, action.pid, {
-          signal: stop?.signal ?? "SIGTERM",
-          timeoutMs: stop?.timeoutMs ?? 10_000,
+          signal: action.signal,
+          timeoutMs: action.timeoutMs,
           mode: action.mode,
         }).catch((err) =>
           this.#record(
@@ -564,7 +595,9 @@ export class Agent {
         this.#link.commit(action.to, action.epoch, action.reason);
         return;
       case "fence":
-        runFence(action.command).then((r) => this.dispatch({ type: "fence_result", ...r }));
+        (this.#opts.fence ?? runFence)(action.command).then((r) =>
+          this.dispatch({ type: "fence_result", ...r })
+        );
         return;
       case "reply": {
         const resolve = this.#pending.get(action.id);
@@ -576,37 +609,41 @@ export class Agent {
         }
         return;
       }
+      case "watch_check":
+        this.#checks.watch({ app: action.app, pid: action.pid, spec: action.check });
+        return;
+      case "unwatch_check":
+        this.#checks.unwatch(action.app);
+        return;
       case "record":
       case "persist":
         return;
+      default:
+        assertNever(action);
     }
   }
 
-  /** Keep one check loop per running process, for the process it belongs to. */
-  #syncChecks(): void {
-    for (const app of Object.values(this.state.apps)) {
-      const spec = this.state.manifest.apps[app.name];
-      const pid = app.phase === "running" && spec && spec.check.type !== "process" ? app.pid : null;
-      const watched = this.#watched.get(app.name);
-      if (pid === null) {
-        if (watched !== undefined) {
-          this.#checks.unwatch(app.name);
-          this.#watched.delete(app.name);
-        }
-      } else if (watched !== pid && spec) {
-        this.#checks.watch({ app: app.name, pid, spec: spec.check });
-        this.#watched.set(app.name, pid);
-      }
+  /**
+   * Why a movable app decided at `epoch` must not start now (null: it may): the node left the
+   * active role or that epoch, in memory or on disk, while the spawn waited for its write.
+   */
+  #staleSpawn(epoch: number): string | null {
+    const disk = this.#onDisk;
+    if (this.state.role !== "active" || this.state.epoch !== epoch) {
+      return `superseded: the node is ${this.state.role} at epoch ${this.state.epoch} now`;
     }
-    for (const name of this.#watched.keys()) {
-      if (!this.state.apps[name]) {
-        this.#checks.unwatch(name);
-        this.#watched.delete(name);
-      }
+    if (disk === null || disk.role !== "active" || disk.epoch !== epoch) {
+      return `superseded: the state on disk is ${disk ? `${disk.role} e${disk.epoch}` : "none"}`;
     }
+    return null;
   }
 
-  #record(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {
+  #record(
+    level: "info" | "warn" | "error",
+    app: string | null,
+    kind: RecordKind,
+    message: string,
+  ) {
     const rec = {
       time: new Date(this.#clock.wallNow()).toISOString(),
       node: this.state.self,
@@ -630,7 +667,12 @@ export class Agent {
   }
 
   /** Record an event that is no decision of the core (a notification not delivered). */
-  note(level: "info" | "warn" | "error", app: string | null, kind: string, message: string) {
+  note(
+    level: "info" | "warn" | "error",
+    app: string | null,
+    kind: DriverRecordKind,
+    message: string,
+  ) {
     this.#record(level, app, kind, message);
   }
 }

@@ -54,3 +54,32 @@ export class ManualClock implements Clock {
     this.#wallOffset += ms;
   }
 }
+
+/** A pending timer of a {@linkcode Timers}; only the `Timers` that made it can clear it. */
+export type TimerHandle = unknown;
+
+/**
+ * Timers of the agent and its drivers (tick, request timeouts, check cadence, stop timeouts):
+ * the real ones by default, a virtual twin in the simulation (`sim/virtual_time.ts`). Both
+ * pass the same contract suite (`tests/timers_contract_test.ts`).
+ */
+export interface Timers {
+  /** Call `fn` once after at least `ms` milliseconds; returns a handle for `clear`. */
+  set(fn: () => void, ms: number): TimerHandle;
+  /** Cancel a pending `set`; clearing a fired or cleared timer does nothing. */
+  clear(handle: TimerHandle): void;
+}
+
+/**
+ * The real timers: `setTimeout` / `clearTimeout`.
+ *
+ * @example
+ * ```ts
+ * const h = realTimers.set(() => console.log("late"), 1_000);
+ * realTimers.clear(h);
+ * ```
+ */
+export const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (handle) => clearTimeout(handle as number),
+};

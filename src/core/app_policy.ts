@@ -9,10 +9,7 @@
 import type { AppSpec } from "../manifest/types.ts";
 import { allowedHere, human, newApp } from "./node_state.ts";
 import type { Out } from "./out.ts";
-import type { AppState, Event, NodeState } from "./types.ts";
-
-/** Called when an app escalates; returns whether a handover is now under way. */
-export type Escalate = (state: NodeState, app: AppState, reason: string, now: number) => boolean;
+import { type AppState, DEFAULT_STOP, type Event, type NodeState } from "./types.ts";
 
 /** The app's state, created stopped if the core has not seen it yet. */
 export function appState(state: NodeState, spec: AppSpec): AppState {
@@ -36,7 +33,14 @@ export function onStarted(
   if (!app) {
     // Started for an app that is gone from both manifest and state: stop it right away.
     out.record("warn", ev.app, "stray", `pid ${ev.pid} belongs to no known app; stopping it`);
-    out.push({ type: "stop", app: ev.app, pid: ev.pid, mode: "graceful", reason: "unknown app" });
+    out.push({
+      type: "stop",
+      app: ev.app,
+      pid: ev.pid,
+      mode: "graceful",
+      ...DEFAULT_STOP,
+      reason: "unknown app",
+    });
     return;
   }
   app.phase = "running";
@@ -47,7 +51,6 @@ export function onStarted(
   app.consecutiveCheckFailures = 0;
   app.lastCheck = null;
   app.stopping = null;
-  out.dirty = true;
   out.record("info", ev.app, "started", `started as pid ${ev.pid} (epoch ${state.epoch})`);
 }
 
@@ -57,13 +60,12 @@ export function onStartFailed(
   ev: Extract<Event, { type: "app_start_failed" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   if (!app || app.phase !== "starting") return;
   app.pid = null;
   app.startTime = null;
-  fail(state, app, `cannot start: ${ev.error}`, false, now, out, escalate);
+  fail(state, app, `cannot start: ${ev.error}`, false, now, out);
 }
 
 /** A watched process exited (crash, kill, or the end of a stop we asked for). */
@@ -72,14 +74,12 @@ export function onExited(
   ev: Extract<Event, { type: "app_exited" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   if (!app || app.pid !== ev.pid) return; // an older process of this app: already handled
   app.pid = null;
   app.startTime = null;
   app.specHash = null;
-  out.dirty = true;
   if (app.phase === "stopping") {
     const stopping = app.stopping;
     app.stopping = null;
@@ -98,7 +98,7 @@ export function onExited(
     if (!state.manifest.apps[app.name]) delete state.apps[app.name];
     return;
   }
-  fail(state, app, `pid ${ev.pid} ${ev.detail}`, false, now, out, escalate);
+  fail(state, app, `pid ${ev.pid} ${ev.detail}`, false, now, out);
 }
 
 /** An app recorded as running was gone when the agent started: a failure like any other. */
@@ -107,9 +107,8 @@ export function onLost(
   app: AppState,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
-  fail(state, app, "exited while the agent was not running", false, now, out, escalate);
+  fail(state, app, "exited while the agent was not running", false, now, out);
 }
 
 /** An interface check result for one process. */
@@ -118,7 +117,6 @@ export function onCheck(
   ev: Extract<Event, { type: "check" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const app = state.apps[ev.app];
   const spec = state.manifest.apps[ev.app];
@@ -147,7 +145,6 @@ export function onCheck(
     true,
     now,
     out,
-    escalate,
   );
 }
 
@@ -172,7 +169,6 @@ function maybeResetWindow(app: AppState, spec: AppSpec, now: number, out: Out): 
   app.restarts = 0;
   app.escalated = false;
   app.backoffMs = spec.restart.backoffMs;
-  out.dirty = true;
 }
 
 /**
@@ -186,12 +182,10 @@ function fail(
   alive: boolean,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const spec = state.manifest.apps[app.name];
   app.lastFailureAt = now;
   app.lastFailure = reason;
-  out.dirty = true;
   if (!spec) {
     app.phase = "stopped";
     delete state.apps[app.name];
@@ -229,18 +223,12 @@ function fail(
     `${reason}; failed again after ${app.restarts} restart(s) within ` +
       `${human(spec.restart.windowMs)}: this host is suspect`,
   );
-  const handingOver = escalate(state, app, reason, now);
   const delay = app.backoffMs;
   app.backoffMs = Math.min(app.backoffMs * 2, spec.restart.backoffMaxMs);
   app.totalRestarts++;
-  if (!handingOver) {
-    out.record(
-      "error",
-      app.name,
-      "backoff",
-      `no peer can take over: restarting here in ${human(delay)} (backoff), healthy apps untouched`,
-    );
-  }
+  // An intent, not a call into the takeover code: the step resolves it (hand over, or
+  // record the backoff when nobody can take the apps).
+  out.escalations.push({ app: app.name, reason, backoffMs: delay });
   restart(app, alive, delay, "failed: backoff", now, out);
 }
 
@@ -256,7 +244,16 @@ function restart(
   if (alive && app.pid !== null) {
     app.phase = "stopping";
     app.stopping = { reason: why, restartAfterMs: delayMs };
-    out.push({ type: "stop", app: app.name, pid: app.pid, mode: "graceful", reason: why });
+    const { signal, timeoutMs } = app.stopWith ?? DEFAULT_STOP;
+    out.push({
+      type: "stop",
+      app: app.name,
+      pid: app.pid,
+      mode: "graceful",
+      signal,
+      timeoutMs,
+      reason: why,
+    });
     return;
   }
   app.phase = "backoff";

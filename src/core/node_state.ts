@@ -60,6 +60,7 @@ export function initNodeState(
     lastTickAt: null,
     lastWitnessCheckAt: null,
     apps: {},
+    checking: {},
     peers,
     witness: {
       lastOkAt: null,
@@ -154,6 +155,7 @@ export function newApp(name: string, backoffMs: number): AppState {
     lastCheck: null,
     escalated: false,
     stopping: null,
+    stopWith: null,
   };
 }
 

@@ -7,7 +7,7 @@
 import { allowedHere, desiredHere } from "./node_state.ts";
 import { appState } from "./app_policy.ts";
 import type { Out } from "./out.ts";
-import type { AppState, NodeState } from "./types.ts";
+import { type AppState, DEFAULT_STOP, type NodeState, type StopSettings } from "./types.ts";
 
 /** Emit the spawns and stops that make this node's apps match the manifest and its role. */
 export function reconcile(state: NodeState, now: number, out: Out): void {
@@ -58,7 +58,10 @@ export function reconcile(state: NodeState, now: number, out: Out): void {
 function spawn(state: NodeState, app: AppState, out: Out): void {
   app.phase = "starting";
   app.backoffUntil = null;
-  out.push({ type: "spawn", app: app.name, epoch: state.epoch });
+  const spec = state.manifest.apps[app.name];
+  if (!spec) return;
+  app.stopWith = { ...spec.stop };
+  out.push({ type: "spawn", app: app.name, epoch: state.epoch, spec });
 }
 
 function stop(
@@ -70,7 +73,39 @@ function stop(
   if (app.pid === null) return;
   app.phase = "stopping";
   app.stopping = { reason, restartAfterMs: null };
-  out.push({ type: "stop", app: app.name, pid: app.pid, mode, reason });
+  out.push({ type: "stop", app: app.name, pid: app.pid, mode, ...stopOf(app), reason });
+}
+
+/** Stop settings of the app's current process. */
+export function stopOf(app: AppState): StopSettings {
+  return app.stopWith ?? DEFAULT_STOP;
+}
+
+/**
+ * Keep one check loop per running process with an interface check, through actions: the
+ * drivers start and stop loops only when told to.
+ */
+export function syncChecks(state: NodeState, out: Out): void {
+  for (const app of Object.values(state.apps)) {
+    const spec = state.manifest.apps[app.name];
+    const pid = app.phase === "running" && spec && spec.check.type !== "process" ? app.pid : null;
+    const watched = state.checking[app.name];
+    if (pid === null) {
+      if (watched !== undefined) {
+        delete state.checking[app.name];
+        out.push({ type: "unwatch_check", app: app.name });
+      }
+    } else if (watched !== pid && spec) {
+      state.checking[app.name] = pid;
+      out.push({ type: "watch_check", app: app.name, pid, check: spec.check });
+    }
+  }
+  for (const name of Object.keys(state.checking)) {
+    if (!state.apps[name]) {
+      delete state.checking[name];
+      out.push({ type: "unwatch_check", app: name });
+    }
+  }
 }
 
 function whyNotHere(state: NodeState): string {
@@ -89,6 +124,6 @@ export function killMovable(state: NodeState, reason: string, out: Out): void {
     if (app.phase !== "running" && app.phase !== "stopping") continue;
     app.phase = "stopping";
     app.stopping = { reason, restartAfterMs: null };
-    out.push({ type: "stop", app: app.name, pid: app.pid, mode: "kill", reason });
+    out.push({ type: "stop", app: app.name, pid: app.pid, mode: "kill", ...stopOf(app), reason });
   }
 }

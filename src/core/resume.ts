@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { type Escalate, onLost } from "./app_policy.ts";
+import { onLost } from "./app_policy.ts";
 import { human } from "./node_state.ts";
 import type { Out } from "./out.ts";
 import { stepDown } from "./takeover.ts";
@@ -79,7 +79,7 @@ export function noteResumeEvidence(state: NodeState, ev: Event): void {
  * End the resume when its outcome is known: the node stepped down (history), its lease is
  * confirmed (judge the lost apps), or its time ran out. Called after every event.
  */
-export function settleResume(state: NodeState, now: number, out: Out, escalate: Escalate): void {
+export function settleResume(state: NodeState, now: number, out: Out): void {
   const r = state.resume;
   if (!r) return;
   const lostApps = () =>
@@ -121,13 +121,12 @@ export function settleResume(state: NodeState, now: number, out: Out, escalate: 
         now,
         out,
       );
-      settleResume(state, now, out, escalate);
+      settleResume(state, now, out);
     }
     return;
   }
   state.resume = null;
   state.bootUntil = now;
-  out.dirty = true;
   out.record("info", null, "lease_resumed", `still active at epoch ${state.epoch}: ${how}`);
   for (const app of lostApps()) {
     if (r.reboot === true) {
@@ -138,7 +137,7 @@ export function settleResume(state: NodeState, now: number, out: Out, escalate: 
         "exited with the host (it rebooted): starting it again, not counted as a failure",
       );
     } else {
-      onLost(state, app, now, out, escalate);
+      onLost(state, app, now, out);
     }
   }
 }

@@ -7,7 +7,6 @@
  */
 import type { Manifest } from "../manifest/types.ts";
 import {
-  type Escalate,
   onCheck,
   onExited,
   onLost,
@@ -15,9 +14,10 @@ import {
   onStartFailed,
   resetHealthyWindows,
 } from "./app_policy.ts";
-import { newApp, newPeer, toPersisted } from "./node_state.ts";
+import { human, newApp, newPeer, toPersisted } from "./node_state.ts";
 import { Out } from "./out.ts";
-import { reconcile } from "./reconcile.ts";
+import { assertNever } from "./assert.ts";
+import { reconcile, syncChecks } from "./reconcile.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import { beginResume, bootKind, noteResumeEvidence, settleResume } from "./resume.ts";
 import { holdTimings } from "./settings.ts";
@@ -62,10 +62,14 @@ export interface StepResult {
  */
 export function step(state: NodeState, event: Event, now: number): StepResult {
   const out = new Out();
-  const esc: Escalate = (s, app, reason, t) => escalate(s, app, reason, t, out);
+  // Whether to persist is derived: the persisted view before and after (for a boot: what was
+  // loaded), never a flag each handler must remember to set.
+  out.savedView = event.type === "boot"
+    ? (event.persisted === null ? null : JSON.stringify(event.persisted))
+    : JSON.stringify(toPersisted(state));
   switch (event.type) {
     case "boot":
-      onBoot(state, event, now, out, esc);
+      onBoot(state, event, now, out);
       break;
     case "tick":
       resetHealthyWindows(state, now, out);
@@ -78,13 +82,13 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
       onStarted(state, event, now, out);
       break;
     case "app_start_failed":
-      onStartFailed(state, event, now, out, esc);
+      onStartFailed(state, event, now, out);
       break;
     case "app_exited":
-      onExited(state, event, now, out, esc);
+      onExited(state, event, now, out);
       break;
     case "check":
-      onCheck(state, event, now, out, esc);
+      onCheck(state, event, now, out);
       break;
     case "peer_info":
       onPeerInfo(state, event, now, out);
@@ -123,19 +127,37 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
     case "watchdog":
       onWatchdogFact(state, event, now, out);
       break;
+    default:
+      assertNever(event);
   }
   noteResumeEvidence(state, event);
-  settleResume(state, now, out, esc);
+  settleResume(state, now, out);
   progressSwitchover(state, now, out);
+  resolveEscalations(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
-  if (out.dirty) {
-    out.push({ type: "persist", state: toPersisted(state) });
-    out.dirty = false;
-  }
+  out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
-  if (out.dirty) out.push({ type: "persist", state: toPersisted(state) });
+  syncChecks(state, out);
+  out.persist(state);
   return { state, actions: out.actions };
+}
+
+/** Each escalation intent: hand the apps over, or say why not and back off here. */
+function resolveEscalations(state: NodeState, now: number, out: Out): void {
+  for (const e of out.escalations.splice(0)) {
+    const app = state.apps[e.app];
+    if (!app) continue;
+    if (!escalate(state, app, e.reason, now, out)) {
+      out.record(
+        "error",
+        e.app,
+        "backoff",
+        `no peer can take over: restarting here in ${human(e.backoffMs)} (backoff), healthy apps ` +
+          "untouched",
+      );
+    }
+  }
 }
 
 function onBoot(
@@ -143,7 +165,6 @@ function onBoot(
   ev: Extract<Event, { type: "boot" }>,
   now: number,
   out: Out,
-  escalate: Escalate,
 ): void {
   const deadAfter = state.manifest.cluster.heartbeat.deadAfterMs;
   const hasPeers = Object.keys(state.peers).length > 0;
@@ -185,6 +206,7 @@ function onBoot(
     app.specHash = a.specHash;
     app.startedAt = now;
     app.restarts = a.restarts;
+    app.stopWith = spec ? { ...spec.stop } : null;
     state.apps[a.app] = app;
     out.record("info", a.app, "adopted", `adopted pid ${a.pid}, still running from before`);
   }
@@ -218,10 +240,9 @@ function onBoot(
         "start_after_reboot",
         "exited with the host (it rebooted): not counted as a failure",
       );
-    } else onLost(state, app, now, out, escalate);
+    } else onLost(state, app, now, out);
   }
   if (resume) beginResume(state, deferred, ev.reboot ?? null, now, out);
-  out.dirty = true;
 }
 
 function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out): void {
@@ -243,7 +264,6 @@ function onManifest(state: NodeState, manifest: Manifest, now: number, out: Out)
     app.backoffMs = spec.restart.backoffMs;
     if (app.phase === "backoff") app.backoffUntil = now;
     if (app.stopping && app.stopping.restartAfterMs !== null) app.stopping.restartAfterMs = 0;
-    out.dirty = true;
   }
   for (const name of Object.keys(manifest.nodes)) {
     if (name !== state.self && !state.peers[name]) {

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { assertNever } from "./assert.ts";
 import { killMovable } from "./reconcile.ts";
 import {
   human,
@@ -24,7 +25,6 @@ import {
   plausibleEpoch,
   selfPriority,
   setRole,
-  toPersisted,
 } from "./node_state.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import type { Out } from "./out.ts";
@@ -152,7 +152,6 @@ export function onPeerInfo(
   }
   if (state.role !== "active" && info.epoch > state.epoch) {
     state.epoch = info.epoch;
-    out.dirty = true;
   }
   if (state.claiming && info.role === "active") {
     out.record("info", null, "claim_dropped", `peer ${info.node} is active: dropping our claim`);
@@ -291,7 +290,6 @@ export function becomeActive(
   state.expecting = null;
   state.claiming = null;
   state.bootUntil = now;
-  out.dirty = true;
   out.record("info", null, "active", `active at epoch ${state.epoch}: ${reason}`);
 }
 
@@ -316,7 +314,6 @@ export function stepDown(state: NodeState, reason: string, now: number, out: Out
   setRole(state, "standby", reason);
   state.activeSince = null;
   state.quietUntil = now + state.manifest.cluster.heartbeat.deadAfterMs;
-  out.dirty = true;
   out.record("error", null, "step_down", `stepping down to standby: ${reason}`);
   if (state.handover?.requestId) {
     out.push({
@@ -369,7 +366,6 @@ export function escalate(state: NodeState, app: AppState, reason: string, now: n
     state.failedAt = now;
     state.failedReason = why;
     state.claiming = null;
-    out.dirty = true;
     out.record(
       "error",
       app.name,
@@ -523,8 +519,7 @@ function finishHandover(state: NodeState, now: number, out: Out): void {
     `movable apps stopped; this node is now ${state.role}; asking ${h.to} to start them`,
   );
   // The new role must be on disk before the peer may start anything.
-  out.push({ type: "persist", state: toPersisted(state) });
-  out.dirty = false;
+  out.persist(state);
   // Tell the witness first, so it grants the peer's claim without waiting out our lease.
   if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
   // And the peers, with a heartbeat out of turn: a standby that still sees us active drops
@@ -649,7 +644,6 @@ export function onCommand(
       if (state.maintenance !== command.on) {
         state.maintenance = command.on;
         state.viewChangedAt = now; // our eligibility changed: let peers learn it first
-        out.dirty = true;
         out.record(
           "warn",
           null,
@@ -662,7 +656,6 @@ export function onCommand(
       const wasFailed = state.role === "failed";
       if (wasFailed) leaveFailed(state, "cleared by the operator", now);
       else clearCounters(state);
-      out.dirty = true;
       out.record(
         "info",
         null,
@@ -671,6 +664,8 @@ export function onCommand(
       );
       return reply(200, { ok: true, role: state.role });
     }
+    default:
+      assertNever(command);
   }
 }
 
@@ -730,7 +725,6 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
     now - state.failedAt >= cooldown
   ) {
     leaveFailed(state, `failed cooldown of ${human(cooldown)} passed`, now);
-    out.dirty = true;
     out.record("info", null, "standby", `${state.roleReason}: failed → standby, counters cleared`);
   }
 

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Manifest } from "../manifest/types.ts";
+import type { AppSpec, CheckSpec, Manifest } from "../manifest/types.ts";
 import type { ClusterSettings, HeldTimings } from "./settings.ts";
 
 /** A node's role in the cluster. */
@@ -26,6 +26,15 @@ export interface CheckResult {
   at: number;
   detail: string;
 }
+
+/** How a process is stopped: the settings of the spec it was started from. */
+export interface StopSettings {
+  signal: Deno.Signal;
+  timeoutMs: number;
+}
+
+/** Stop settings of a process whose spec is unknown. */
+export const DEFAULT_STOP: StopSettings = { signal: "SIGTERM", timeoutMs: 10_000 };
 
 /** Everything the core tracks about one app on this node. */
 export interface AppState {
@@ -53,6 +62,8 @@ export interface AppState {
   escalated: boolean;
   /** Why the current stop was requested; `restartAfterMs` delays the start after a failure. */
   stopping: { reason: string; restartAfterMs: number | null } | null;
+  /** Stop settings of the spec the current process was started from (null: none runs). */
+  stopWith: StopSettings | null;
 }
 
 /** What this node knows of a peer. */
@@ -213,6 +224,8 @@ export interface NodeState {
   lastTickAt: number | null;
   lastWitnessCheckAt: number | null;
   apps: Record<string, AppState>;
+  /** The check loop of each app the drivers run, by the pid it watches (started by actions). */
+  checking: Record<string, number>;
   peers: Record<string, PeerState>;
   witness: WitnessState;
   handover: Handover | null;
@@ -334,22 +347,105 @@ export type Event =
   | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
   | { type: "command"; id: string; command: Command };
 
+/** Kinds of the records the core emits (what happened, for filters and tests). */
+export type CoreRecordKind =
+  | "active"
+  | "adopted"
+  | "backoff"
+  | "bad_epoch"
+  | "boot"
+  | "check_failed"
+  | "check_ok"
+  | "claim"
+  | "claim_dropped"
+  | "claim_outdated"
+  | "claim_refused"
+  | "clear"
+  | "clock_gap"
+  | "epoch_unknown"
+  | "escalation"
+  | "exited"
+  | "expect_expired"
+  | "failed"
+  | "fence"
+  | "handover"
+  | "handover_commit"
+  | "handover_done"
+  | "handover_ready"
+  | "handover_refused"
+  | "history"
+  | "hold"
+  | "lease_resumed"
+  | "maintenance"
+  | "manifest_mismatch"
+  | "no_handover"
+  | "peer_down"
+  | "peer_restarted"
+  | "peer_role"
+  | "peer_up"
+  | "prepare"
+  | "prepare_refused"
+  | "reload"
+  | "restart"
+  | "resuming"
+  | "settings_acked"
+  | "standby"
+  | "start_after_reboot"
+  | "started"
+  | "step_down"
+  | "stopped"
+  | "stray"
+  | "switchover_refused"
+  | "switchover_wait"
+  | "watchdog"
+  | "window_reset"
+  | "witness_down"
+  | "witness_up";
+
+/** Kinds of the records the drivers write themselves (the agent around the core). */
+export type DriverRecordKind =
+  | "flapping"
+  | "guard"
+  | "guard_error"
+  | "guard_fenced"
+  | "guard_replaced"
+  | "internal_error"
+  | "loop_lag"
+  | "notify_failed"
+  | "orphan_adopted"
+  | "orphan_killed"
+  | "persist_failed"
+  | "reload_refused"
+  | "stale_killed"
+  | "stop_failed";
+
+/** Every kind of event record. */
+export type RecordKind = CoreRecordKind | DriverRecordKind;
+
 /** Severity of a recorded decision. */
 export type Level = "info" | "warn" | "error";
 
 /** Outputs of the core: data the drivers carry out, in order. */
 export type Action =
-  | { type: "spawn"; app: string; epoch: number }
+  /** Start `spec` (everything the driver needs) under `epoch`. */
+  | { type: "spawn"; app: string; epoch: number; spec: AppSpec }
   | {
     type: "stop";
     app: string;
     pid: number;
     /** graceful: stop signal, SIGKILL after the timeout. kill: SIGKILL at once (fencing). */
     mode: "graceful" | "kill";
+    /** Graceful mode: the signal, then SIGKILL after `timeoutMs` (of the process's spec). */
+    signal: Deno.Signal;
+    timeoutMs: number;
     reason: string;
   }
+  /** Start (or move to a new pid) the check loop of `app`. */
+  | { type: "watch_check"; app: string; pid: number; check: CheckSpec }
+  /** Stop the check loop of `app`. */
+  | { type: "unwatch_check"; app: string }
   | { type: "persist"; state: PersistedState }
-  | { type: "record"; level: Level; app: string | null; kind: string; message: string }
+  | { type: "record"; level: Level; app: string | null; kind: CoreRecordKind; message: string }
   | { type: "heartbeat"; info: NodeInfo }
   | { type: "check_witness"; info: NodeInfo }
   /** Ask the baton witness to grant this node the active role at `info.epoch`. */

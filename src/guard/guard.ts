@@ -14,6 +14,7 @@
  *
  * @module
  */
+import type { DriverRecordKind } from "../core/types.ts";
 import { isDeadState, isSameProcess, readProcStat } from "../supervisor/proc.ts";
 import { GUARD_SCRIPT } from "./guard_script.ts";
 
@@ -24,7 +25,11 @@ export type GuardLease =
   | { kind: "unknown" };
 
 /** Called for what operators should see in the event log. */
-export type GuardReport = (level: "info" | "warn" | "error", kind: string, message: string) => void;
+export type GuardReport = (
+  level: "info" | "warn" | "error",
+  kind: DriverRecordKind,
+  message: string,
+) => void;
 
 const _BASH = ["/bin/bash", "/usr/bin/bash"].find(_isExecutable) ?? null;
 const _SETSID = ["/usr/bin/setsid", "/bin/setsid"].find(_isExecutable) ?? null;

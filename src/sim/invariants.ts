@@ -21,14 +21,11 @@
  * 6. `durable-before-spawn`: a movable app is spawned only under a persisted role `active`
  *    at the epoch of the spawn.
  *
- * Excluded from 4 (and from 1 where noted), decided when an overlap begins and valid only
- * while the cause lasts plus a grace period {@linkcode graceMs} (time to notice and stop):
- * - `agent-down`: one of the hosts running the app has no running agent, or had none at some
- *   instant of the 2 × `deadAfter` before the overlap began (the takeover was decided, and
- *   the witness lease ran out, while it was down). Apps outlive their agent by design (a
- *   restarted agent adopts them), so after `deadAfter` a standby takes over while the
- *   unmanaged process still runs. The grace starts when the agent is back; an app still
- *   running twice after that is a violation.
+ * 4 is physical: the process table of each host is the world, and apps outlive a dead or
+ * paused agent as on Linux. No overlap is excused because an agent was down or paused: a
+ * duplicate then is a real duplicate (the fencing issue closes that window). The one
+ * exception, decided when an overlap begins and valid only while its cause lasts plus a grace
+ * period {@linkcode graceMs} (time to notice and stop), is a cluster without an arbiter:
  * - `no-arbiter-silence` (also for 1): the cluster has no witness or only a plain HTTP
  *   witness (which proves reachability, not exclusivity), and one of the two nodes became
  *   active after hearing nothing at all from the other for `deadAfter` (ground truth of the
@@ -49,7 +46,7 @@
  * @module
  */
 import type { Manifest } from "../manifest/types.ts";
-import type { Action, NodeState, PersistedState, Role } from "../core/types.ts";
+import type { NodeState, PersistedState, Role } from "../core/types.ts";
 
 /** Names of the invariants, as printed. */
 export type InvariantName =
@@ -92,6 +89,11 @@ export interface HostView {
   agentBackAt: number | null;
   /** Last state written to this host's state directory. */
   persisted: PersistedState | null;
+  /**
+   * A state write is in flight, or the latest one failed: the disk may lag the memory (the
+   * agent starts nothing under the new state until it is written: `durable-before-spawn`).
+   */
+  writing?: boolean;
   /** Simulated time the latest `clear` command reached this node's agent, or null. */
   clearedAt: number | null;
   /**
@@ -125,10 +127,10 @@ export interface WorldView {
 
 /** Why an overlap (or two actives at one epoch) is tolerated. */
 export interface Excuse {
-  kind: "agent-down" | "no-arbiter-silence";
+  kind: "no-arbiter-silence";
   /** Human explanation. */
   detail: string;
-  /** Hosts whose condition it is (one for agent-down, two for silence). */
+  /** The two hosts of the silence. */
   hosts: string[];
   /** Simulated time the episode began. */
   since: number;
@@ -156,11 +158,14 @@ export interface Activation {
 
 /** History the invariants keep between steps. */
 export interface Monitor {
+  /** Highest epoch on disk per node, and in memory per agent life (`node#incarnation`). */
   maxEpoch: Record<string, number>;
   /** Role after the last check (null: agent down). */
   lastRole: Record<string, Role | null>;
   /** Simulated time the node became failed, kept across restarts; null if not failed. */
   failedSince: Record<string, number | null>;
+  /** Agent incarnation seen at the last check, per node. */
+  life: Record<string, number>;
   activation: Record<string, Activation | null>;
   /** Open overlap episodes: `app:<name>` or `epoch:<n>`. */
   episodes: Record<string, Episode>;
@@ -168,7 +173,7 @@ export interface Monitor {
 
 /** A monitor with no history, for a new run. */
 export function newMonitor(): Monitor {
-  return { maxEpoch: {}, lastRole: {}, failedSince: {}, activation: {}, episodes: {} };
+  return { maxEpoch: {}, lastRole: {}, failedSince: {}, life: {}, activation: {}, episodes: {} };
 }
 
 /**
@@ -207,18 +212,23 @@ function trackNodes(monitor: Monitor, world: WorldView, out: Violation[]): void 
       continue;
     }
     const s = agent.state;
-    // 2. epochs never decrease, across restarts too.
-    const max = monitor.maxEpoch[name] ?? 0;
+    // 2. epochs never decrease: in one agent's life, and across restarts the durable one (an
+    // epoch whose write failed is lost with the agent; nothing was started under it).
+    const p = host.persisted;
+    const life = `${name}#${agent.incarnation}`;
+    const durable = Math.max(monitor.maxEpoch[name] ?? 0, p?.epoch ?? 0);
+    const max = Math.max(monitor.maxEpoch[life] ?? 0, durable);
     if (s.epoch < max) {
       out.push({
         invariant: "epoch-monotonic",
         at: now,
-        message: `${name}: expected epoch >= ${max} (highest seen), found ${s.epoch}`,
+        message: `${name}: expected epoch >= ${max} (highest seen in this agent's life or ` +
+          `on disk), found ${s.epoch}`,
       });
     }
-    monitor.maxEpoch[name] = Math.max(max, s.epoch);
-    const p = host.persisted;
-    if (!p || p.epoch !== s.epoch || p.role !== s.role) {
+    monitor.maxEpoch[life] = Math.max(monitor.maxEpoch[life] ?? 0, s.epoch);
+    monitor.maxEpoch[name] = durable;
+    if (!host.writing && (!p || p.epoch !== s.epoch || p.role !== s.role)) {
       out.push({
         invariant: "durable-state",
         at: now,
@@ -227,6 +237,12 @@ function trackNodes(monitor: Monitor, world: WorldView, out: Violation[]): void 
       });
     }
     // 3. failed stays failed until clear or cooldown.
+    // A failed role that never reached the disk is lost with the agent that held it (the
+    // agent started nothing under it and said so: STATE NOT WRITTEN); a durable one stays.
+    if (monitor.life[name] !== agent.incarnation) {
+      monitor.life[name] = agent.incarnation;
+      if (p?.role !== "failed") monitor.failedSince[name] = null;
+    }
     const failedSince = monitor.failedSince[name] ?? null;
     if (s.role === "failed") {
       if (failedSince === null) monitor.failedSince[name] = now;
@@ -275,7 +291,7 @@ function checkSameEpoch(monitor: Monitor, world: WorldView, out: Violation[]): v
     if (nodes.length < 2) continue;
     const key = `epoch:${epoch}`;
     open.add(key);
-    const verdict = episodeVerdict(monitor, world, key, nodes, false);
+    const verdict = episodeVerdict(monitor, world, key, nodes);
     if (verdict) {
       out.push({
         invariant: "one-active-per-epoch",
@@ -297,7 +313,7 @@ function checkSingleRunner(monitor: Monitor, world: WorldView, out: Violation[])
     if (hosts.length < 2) continue;
     const key = `app:${spec.name}`;
     open.add(key);
-    const verdict = episodeVerdict(monitor, world, key, hosts, true);
+    const verdict = episodeVerdict(monitor, world, key, hosts);
     if (verdict) {
       const procs = world.procs.filter((p) => p.app === spec.name)
         .map((p) => `${p.host} pid ${p.pid} since ${fmtMs(p.startedAt)}`).join(", ");
@@ -317,7 +333,6 @@ function episodeVerdict(
   world: WorldView,
   key: string,
   members: string[],
-  agentDownCounts: boolean,
 ): string | null {
   let ep = monitor.episodes[key];
   const changed = ep !== undefined &&
@@ -327,23 +342,20 @@ function episodeVerdict(
     ep = {
       start: ep?.start ?? world.now,
       members,
-      excuses: findExcuses(monitor, world, members, world.now, agentDownCounts),
+      excuses: findExcuses(monitor, world, members, world.now),
     };
     monitor.episodes[key] = ep;
   }
   if (ep.excuses.length === 0) {
-    return ": no excuse (all agents up, and an arbiter or contact between them)";
+    return ": no excuse (a baton witness or contact between the nodes)";
   }
   for (const ex of ep.excuses) updateExcuse(ex, world);
   const valid = (ex: Excuse) => ex.validUntil === null || world.now <= ex.validUntil;
   if (ep.excuses.some(valid)) return null;
   // The first causes are over; a new one may have come up meanwhile (another agent died).
   // A silence excuse counts once per episode: its cause is the activation, which stays.
-  const fresh = findExcuses(monitor, world, members, world.now, agentDownCounts)
-    .filter((ex) =>
-      ex.kind === "agent-down" ||
-      !ep?.excuses.some((old) => old.kind === ex.kind && sameHosts(old, ex))
-    );
+  const fresh = findExcuses(monitor, world, members, world.now)
+    .filter((ex) => !ep?.excuses.some((old) => old.kind === ex.kind && sameHosts(old, ex)));
   for (const ex of fresh) updateExcuse(ex, world);
   if (fresh.some(valid)) {
     ep.excuses.push(...fresh);
@@ -372,30 +384,10 @@ export function findExcuses(
   world: WorldView,
   members: string[],
   now: number,
-  agentDownCounts: boolean,
 ): Excuse[] {
   const out: Excuse[] = [];
-  if (agentDownCounts) {
-    const window = 2 * world.manifest.cluster.heartbeat.deadAfterMs;
-    for (const name of members) {
-      const host = world.hosts[name];
-      if (!host || !host.up) continue;
-      const down = !host.agent;
-      if (down || (host.agentBackAt !== null && now - host.agentBackAt <= window)) {
-        out.push({
-          kind: "agent-down",
-          detail: down
-            ? `the agent of ${name} is down while its apps run`
-            : `the agent of ${name} was down until ${fmtMs(host.agentBackAt ?? 0)}, ${
-              fmtMs(window)
-            } before, while its apps ran`,
-          hosts: [name],
-          since: now,
-          validUntil: null,
-        });
-      }
-    }
-  }
+  // The hook of an explicit opt-out of every arbiter (`witness: none`, see the trust issue):
+  // today any cluster without a baton witness.
   if (world.witness !== "baton") {
     const grace = graceMs(world.manifest);
     for (const a of members) {
@@ -424,12 +416,6 @@ export function findExcuses(
 function updateExcuse(ex: Excuse, world: WorldView): void {
   if (ex.validUntil !== null) return;
   const grace = graceMs(world.manifest);
-  if (ex.kind === "agent-down") {
-    const host = world.hosts[ex.hosts[0] ?? ""];
-    if (host?.agent) ex.validUntil = Math.max(ex.since, host.agent.startedAt) + grace;
-    else if (host && !host.up) ex.validUntil = world.now + grace;
-    return;
-  }
   const [a, b] = ex.hosts;
   const ha = world.hosts[a ?? ""];
   const hb = world.hosts[b ?? ""];
@@ -448,7 +434,7 @@ function updateExcuse(ex: Excuse, world: WorldView): void {
 export function checkSpawn(
   node: string,
   persisted: PersistedState | null,
-  action: Extract<Action, { type: "spawn" }>,
+  action: { app: string; epoch: number },
   manifest: Manifest,
   now: number,
 ): Violation | null {

@@ -21,6 +21,8 @@
  * @module
  */
 
+import type { RecordKind } from "../core/types.ts";
+
 /** One line of the event log. */
 export interface EventRecord {
   /** ISO wall time. */
@@ -28,10 +30,22 @@ export interface EventRecord {
   node: string;
   level: "info" | "warn" | "error";
   app: string | null;
-  kind: string;
+  /** What happened (a record from another baton version may carry a kind not listed). */
+  kind: RecordKind;
   /** Human sentence: what happened and why. */
   message: string;
   epoch: number;
+}
+
+/**
+ * Where the agent's records go: {@linkcode EventLog} on disk, `MemoryEventLog`
+ * (memory_store.ts) in the simulation; both pass `tests/event_log_contract_test.ts`.
+ */
+export interface EventSink {
+  /** Append one record; never throws (a failed write is reported, the record kept in memory). */
+  append(record: EventRecord): void;
+  /** The last `n` records (at most {@linkcode RECENT_CAPACITY}), oldest first. */
+  recent(n: number): EventRecord[];
 }
 
 /** Options of {@linkcode EventLog}. */
@@ -58,7 +72,7 @@ const _TAIL_BYTES = 1024 * 1024;
  * log.close();
  * ```
  */
-export class EventLog {
+export class EventLog implements EventSink {
   /** Path of the current log file. */
   readonly path: string;
   readonly #maxBytes: number;
@@ -195,7 +209,8 @@ export function parseEventLine(line: string): EventRecord | null {
     node: r["node"],
     level,
     app,
-    kind: r["kind"],
+    // Read back as written; a kind of another version is kept, not dropped.
+    kind: r["kind"] as RecordKind,
     message: r["message"],
     epoch: r["epoch"],
   };

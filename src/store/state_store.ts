@@ -50,6 +50,20 @@ export const persistedStateSchema = z.strictObject({
 export type LoadResult = { ok: true; state: PersistedState | null } | { ok: false; error: string };
 
 /**
+ * Where the agent keeps its durable state: {@linkcode StateStore} on disk, `MemoryStateStore`
+ * (memory_store.ts) in the simulation. Both pass the contract suite of
+ * `tests/state_store_contract_test.ts`.
+ */
+export interface StateStorage {
+  /** The persisted state; `state: null` when none was ever saved. Never guesses. */
+  load(): Promise<LoadResult>;
+  /** Save atomically; saves complete in call order. Rejects on an invalid state or I/O error. */
+  save(state: PersistedState): Promise<void>;
+  /** Become the only agent using this storage; throws "another agent ..." if one does. */
+  lock(): Promise<() => void>;
+}
+
+/**
  * Reads and writes `${dir}/state.json`.
  *
  * @example
@@ -58,7 +72,7 @@ export type LoadResult = { ok: true; state: PersistedState | null } | { ok: fals
  * const r = await store.load(); // { ok: true, state: null } on first boot
  * ```
  */
-export class StateStore {
+export class StateStore implements StateStorage {
   /** The state directory. */
   readonly dir: string;
   /** Path of the state file. */
@@ -96,6 +110,11 @@ export class StateStore {
     const run = this.#chain.then(() => this.#save(state));
     this.#chain = run.catch(() => {});
     return run;
+  }
+
+  /** {@linkcode acquireLock} on the state directory. */
+  lock(): Promise<() => void> {
+    return acquireLock(this.dir);
   }
 
   async #save(state: PersistedState): Promise<void> {

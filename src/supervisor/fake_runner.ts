@@ -18,6 +18,7 @@
  *
  * @module
  */
+import type { Timers } from "../agent/clock.ts";
 import type { ExitInfo, ProcessRunner, Spawned, SpawnSpec, StopOptions } from "./process_runner.ts";
 
 /** One call the agent made on the fake, in order. */
@@ -43,6 +44,8 @@ export interface FakeProcess {
 export interface FakeRunnerOptions {
   /** First fake PID handed out (default 1000). */
   firstPid?: number;
+  /** Timers of the graceful stop timeout (default: the real ones; the simulation's virtual). */
+  timers?: Pick<Timers, "set">;
 }
 
 /**
@@ -70,6 +73,7 @@ export class FakeProcessRunner implements ProcessRunner {
   readonly #ignoreStop = new Set<string>();
   readonly #pending = new Set<Promise<void>>();
   #nextPid: number;
+  #timers: Pick<Timers, "set">;
   #clockTicks = 1;
   /** Bumped by detachAll: reports queued before it are dropped, as the real runner does. */
   #generation = 0;
@@ -77,6 +81,7 @@ export class FakeProcessRunner implements ProcessRunner {
   /** Creates an empty fake world. */
   constructor(options: FakeRunnerOptions = {}) {
     this.#nextPid = options.firstPid ?? 1000;
+    this.#timers = options.timers ?? { set: (fn, ms) => setTimeout(fn, ms) };
   }
 
   /** {@inheritDoc ProcessRunner.spawn} */
@@ -131,7 +136,7 @@ export class FakeProcessRunner implements ProcessRunner {
         this.#end(proc, `killed by ${options.signal}`);
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, options.timeoutMs));
+      await new Promise<void>((resolve) => this.#timers.set(resolve, options.timeoutMs));
       if (!proc.alive) return;
     }
     this.#end(proc, "killed by SIGKILL");
