@@ -16,6 +16,7 @@ import { parseManifest } from "../src/manifest/load.ts";
 async function doc(node = "alpha"): Promise<StatusDoc> {
   const r = await parseManifest(
     [
+      "cluster: { witness: none }",
       "nodes:",
       "  alpha: { url: http://127.0.0.1:7401 }",
       "  beta: { url: http://127.0.0.1:7402 }",
