@@ -131,6 +131,12 @@ export class SimGuardPort implements GuardPort {
     const h = this.#h;
     const w = this.#w;
     g.timer = w.vt.set(() => expire(w, h, g), Math.max(0, ms - hostUptime(w, h)));
+    if (h.pauseEdge === "after_renewal" && h.live === this.#inc) {
+      // SIGSTOP right after the order left: the agent finishes nothing more.
+      h.pauseEdge = null;
+      w.world(h.name, "fault: agent paused (SIGSTOP) just after a lease renewal");
+      this.#inc.group.freeze();
+    }
   }
 
   /** {@inheritDoc GuardPort.disarm} */

@@ -18,6 +18,7 @@ import type {
 } from "../supervisor/process_runner.ts";
 import { type MemoryDisk, newMemoryDisk } from "../store/memory_store.ts";
 import type { SimGuard } from "./sim_guard.ts";
+import type { PauseEdge } from "./scenario.ts";
 import type { StateStorage } from "../store/state_store.ts";
 
 /** One running (or paused) agent process. */
@@ -59,6 +60,8 @@ export interface SimHost {
   guard: SimGuard | null;
   /** Guards started on this host so far (their fake PIDs). */
   guardStarts: number;
+  /** A pause waiting for the agent's next lease renewal (an `agent_pause` with `edge`). */
+  pauseEdge: PauseEdge | null;
 }
 
 /** A host with nothing running and an empty state directory. */
@@ -80,6 +83,7 @@ export function newHost(name: string, firstPid: number): SimHost {
     bootAt: 0,
     guard: null,
     guardStarts: 0,
+    pauseEdge: null,
   };
   // The SIGKILL after a stop timeout is sent by the agent: it waits on the agent's timers.
   host.procs = new FakeProcessRunner({
