@@ -543,7 +543,10 @@ export class Agent {
     switch (action.type) {
       case "spawn": {
         if (failedPersist) {
-          // Never start an app under a role or epoch that is not on disk.
+          // Never start an app under a role or epoch that is not on disk. Write it again: a
+          // failed write is otherwise retried only when the durable state changes once more,
+          // so a disk that recovered would leave the node refusing every start for good.
+          this.#persist(toPersisted(this.state));
           this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
           return;
         }
