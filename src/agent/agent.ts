@@ -127,8 +127,6 @@ export class Agent {
   #stepFailed = false;
   /** Why the latest state save failed; null once one succeeds. */
   #persistError: string | null = null;
-  /** A retry of a failed save is on its way. */
-  #retrying = false;
   /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
   #barrierKey: string | null = null;
   /** Grows with every save that changes those fields. */
@@ -292,13 +290,6 @@ export class Agent {
       return;
     }
     this.#execute(actions);
-    // The core persists only what changed; a save that failed changed nothing in memory, so the
-    // driver retries it (at most one at a time, on ticks) until the disk takes it again.
-    if (event.type === "tick" && this.#persistError !== null && !this.#retrying) {
-      this.#retrying = true;
-      this.#persist(toPersisted(this.state));
-      void this.#lastSave.finally(() => (this.#retrying = false));
-    }
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     if (!this.#adaptive) return;
     if (event.type === "tick") {
