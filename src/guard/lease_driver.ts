@@ -29,7 +29,11 @@ export interface LeaseSink {
  *
  * @example
  * ```ts
- * const lease = new GuardLeaseDriver(`${stateDir}/guard`, runner.cgroups);
+ * import { Agent, type AgentOptions } from "../agent/agent.ts";
+ * import type { NodeCgroups } from "../supervisor/cgroup.ts";
+ * declare const options: AgentOptions;
+ * declare const cgroups: NodeCgroups | null; // the runner's
+ * const lease = new GuardLeaseDriver("/var/lib/baton/guard", cgroups);
  * const agent = new Agent({ ...options, lease });
  * ```
  */
