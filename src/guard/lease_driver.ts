@@ -46,6 +46,7 @@ export interface GuardHost {
  *
  * @example
  * ```ts
+ * const stateDir = "/var/lib/baton/alpha";
  * const lease = new GuardLeaseDriver(null, realGuardHost(`${stateDir}/guard`));
  * ```
  */
@@ -79,7 +80,11 @@ export interface LeaseSink {
  *
  * @example
  * ```ts
- * const lease = new GuardLeaseDriver(runner.cgroups, realGuardHost(`${stateDir}/guard`));
+ * import { Agent, type AgentOptions } from "../agent/agent.ts";
+ * import type { NodeCgroups } from "../supervisor/cgroup.ts";
+ * declare const options: AgentOptions;
+ * declare const cgroups: NodeCgroups | null; // the runner's
+ * const lease = new GuardLeaseDriver(cgroups, realGuardHost("/var/lib/baton/guard"));
  * const agent = new Agent({ ...options, lease });
  * ```
  */

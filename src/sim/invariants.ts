@@ -38,6 +38,7 @@
  *
  * @example
  * ```ts
+ * declare const view: WorldView; // the simulated hosts and processes, now
  * const monitor = newMonitor();
  * const violations = checkWorld(monitor, view); // after every simulated step
  * const end = checkLiveness(view);              // once, at the end of the run
