@@ -4,17 +4,17 @@
  */
 import assert from "node:assert/strict";
 import {
+  adopted,
   appNames,
   appSpec,
   boot,
   exchange,
   makeManifest,
+  persisted,
   records,
   spawns,
   stops,
 } from "./helpers/core_fixtures.ts";
-import type { AdoptedApp, PersistedState, Role } from "../src/core/types.ts";
-import type { AppSpec } from "../src/manifest/types.ts";
 
 const WEB = appSpec("web");
 const DB = appSpec("db");
@@ -22,37 +22,6 @@ const LOGS = appSpec("logs", { movable: false });
 const ALPHA_ONLY = appSpec("probe", { movable: false, nodes: ["alpha"] });
 const APPS = [WEB, DB, LOGS];
 const TWO = { alpha: 2, beta: 1 };
-
-function persisted(
-  node: string,
-  role: Role,
-  epoch: number,
-  apps: AdoptedApp[] = [],
-): PersistedState {
-  const out: PersistedState = {
-    version: 1,
-    node,
-    epoch,
-    role,
-    roleSeq: 0,
-    maintenance: false,
-    failedReason: null,
-    apps: {},
-  };
-  for (const a of apps) {
-    out.apps[a.app] = {
-      pid: a.pid,
-      startTime: a.startTime,
-      specHash: a.specHash,
-      restarts: a.restarts,
-    };
-  }
-  return out;
-}
-
-function adopted(spec: AppSpec, pid: number, restarts = 0, specHash = spec.hash): AdoptedApp {
-  return { app: spec.name, pid, startTime: pid * 10, specHash, restarts };
-}
 
 Deno.test("reconcile: a single node starts non-movable apps at boot and movable ones once active", () => {
   const h = boot("alpha", makeManifest({ apps: APPS }), { settle: false });

@@ -7,18 +7,19 @@
  */
 import assert from "node:assert/strict";
 import {
+  adopted,
   appNames,
   appSpec,
   boot,
   HB,
   makeManifest,
   ofType,
+  persisted,
   records,
   spawns,
   stops,
 } from "./helpers/core_fixtures.ts";
-import type { AdoptedApp, NodeInfo, PersistedState, Role } from "../src/core/types.ts";
-import type { AppSpec } from "../src/manifest/types.ts";
+import type { NodeInfo } from "../src/core/types.ts";
 import { nextDeadline } from "../src/core/deadline.ts";
 
 const WEB = appSpec("web");
@@ -26,32 +27,6 @@ const DB = appSpec("db", { hash: "db-v1" });
 const LOGS = appSpec("logs", { movable: false });
 const APPS = [WEB, DB, LOGS];
 const TWO = { alpha: 2, beta: 1 };
-
-function persisted(node: string, role: Role, epoch: number, apps: AdoptedApp[]): PersistedState {
-  const out: PersistedState = {
-    version: 1,
-    node,
-    epoch,
-    role,
-    roleSeq: 3,
-    maintenance: false,
-    failedReason: null,
-    apps: {},
-  };
-  for (const a of apps) {
-    out.apps[a.app] = {
-      pid: a.pid,
-      startTime: a.startTime,
-      specHash: a.specHash,
-      restarts: a.restarts,
-    };
-  }
-  return out;
-}
-
-function adopted(spec: AppSpec, pid: number, restarts = 0, specHash = spec.hash): AdoptedApp {
-  return { app: spec.name, pid, startTime: pid * 10, specHash, restarts };
-}
 
 function beta(role: "active" | "standby", epoch: number, hash: string): NodeInfo {
   return {
@@ -71,7 +46,7 @@ function rebooted(opts: { witness?: boolean; reboot?: boolean } = {}) {
   const m = makeManifest({ nodes: TWO, apps: APPS, witness: opts.witness ?? true });
   const gone = [adopted(WEB, 501, 1), adopted(DB, 502), adopted(LOGS, 503)];
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "active", 3, gone),
+    persisted: persisted("alpha", "active", 3, gone, 3),
     lost: ["web", "db", "logs"],
     reboot: opts.reboot ?? true,
   });
@@ -107,7 +82,7 @@ Deno.test("resume: a peer reporting a higher epoch → step down, history; an ad
   const m = makeManifest({ nodes: TWO, apps: APPS });
   const live = [adopted(WEB, 501)];
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "active", 3, [...live, adopted(DB, 502)]),
+    persisted: persisted("alpha", "active", 3, [...live, adopted(DB, 502)], 3),
     adopted: live,
     lost: ["db"],
     reboot: false,
@@ -168,7 +143,7 @@ Deno.test("resume: a plain http witness does not confirm the lease; at fenceAfte
 Deno.test("resume: a single node (no peers) resumes at once, as before", () => {
   const m = makeManifest({ apps: [WEB] });
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "active", 3, [adopted(WEB, 501)]),
+    persisted: persisted("alpha", "active", 3, [adopted(WEB, 501)], 3),
     lost: ["web"],
     reboot: true,
   });
@@ -180,7 +155,7 @@ Deno.test("resume: a single node (no peers) resumes at once, as before", () => {
 Deno.test("resume: a rebooted standby restarts nothing it lost and counts nothing", () => {
   const m = makeManifest({ nodes: TWO, apps: APPS, witness: true });
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "standby", 4, [adopted(LOGS, 503, 1)]),
+    persisted: persisted("alpha", "standby", 4, [adopted(LOGS, 503, 1)], 3),
     lost: ["logs"],
     reboot: true,
   });
@@ -195,7 +170,7 @@ Deno.test("resume: a changed spec of an adopted movable app is not restarted whi
   const m = makeManifest({ nodes: TWO, apps: APPS, witness: true });
   const old = [adopted(WEB, 501, 0, "web-v0")];
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "active", 3, old),
+    persisted: persisted("alpha", "active", 3, old, 3),
     adopted: old,
     reboot: false,
   });
@@ -250,7 +225,7 @@ Deno.test("watchdog required: a persisted active booting without its device step
   const m = withWatchdog("required");
   const live = [adopted(WEB, 501)];
   const a = boot("alpha", m, {
-    persisted: persisted("alpha", "active", 3, live),
+    persisted: persisted("alpha", "active", 3, live, 3),
     adopted: live,
     watchdog: false,
   });

@@ -18,6 +18,7 @@ import type {
   NodeInfo,
   NodeState,
   PersistedState,
+  Role,
   StartMode,
 } from "../../src/core/types.ts";
 
@@ -417,4 +418,46 @@ export function describe(nodes: CoreHarness[]): string {
   return nodes.map((n) =>
     `${n.state.self}=${n.state.role}@${n.state.epoch}[${n.running().join(",")}]`
   ).join(" ");
+}
+
+/**
+ * The persisted state of `node` as the store would hand it back at boot, with `apps` recorded
+ * (PID, start time, spec hash, restarts) as the agent saved them before it stopped.
+ */
+export function persisted(
+  node: string,
+  role: Role,
+  epoch: number,
+  apps: AdoptedApp[] = [],
+  roleSeq = 0,
+): PersistedState {
+  const out: PersistedState = {
+    version: 1,
+    node,
+    epoch,
+    role,
+    roleSeq,
+    maintenance: false,
+    failedReason: null,
+    apps: {},
+  };
+  for (const a of apps) {
+    out.apps[a.app] = {
+      pid: a.pid,
+      startTime: a.startTime,
+      specHash: a.specHash,
+      restarts: a.restarts,
+    };
+  }
+  return out;
+}
+
+/** A process of `spec` found alive at boot: start time derived from the PID, as in the tests. */
+export function adopted(
+  spec: AppSpec,
+  pid: number,
+  restarts = 0,
+  specHash = spec.hash,
+): AdoptedApp {
+  return { app: spec.name, pid, startTime: pid * 10, specHash, restarts };
 }
