@@ -458,6 +458,44 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A live process of a sample app (started with `--name <app>-<tag>`), found in /proc. */
+export interface SampleProc {
+  pid: number;
+  /** `BATON_NODE` from its environment: the node whose agent started it (null if unreadable). */
+  node: string | null;
+}
+
+/**
+ * Every live (non-zombie) process of the sample apps `apps` of test `tag`, by app: one pass
+ * over /proc, matching `--name <app>-<tag>` in the argv. Used by the tests that sample from
+ * outside whether an app runs twice.
+ */
+export function scanSampleApps(tag: string, apps: string[]): Record<string, SampleProc[]> {
+  const found: Record<string, SampleProc[]> = Object.fromEntries(apps.map((n) => [n, []]));
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    let argv: string[];
+    try {
+      argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf("--name");
+    const name = i < 0 ? undefined : argv[i + 1];
+    if (!name?.endsWith(`-${tag}`)) continue;
+    const procs = found[name.slice(0, -tag.length - 1)];
+    if (!procs || !alive(pid)) continue;
+    let node: string | null = null;
+    try {
+      const env = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
+      node = env.find((e) => e.startsWith("BATON_NODE="))?.slice("BATON_NODE=".length) ?? null;
+    } catch { /* gone meanwhile */ }
+    procs.push({ pid, node });
+  }
+  return found;
+}
+
 /**
  * Copy a child's output to a log file as it comes. Not `pipeTo(file.writable)`: in Deno 2.9
  * a file's writable stream buffers until it is closed, so the log would stay empty while the

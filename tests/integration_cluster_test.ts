@@ -15,6 +15,8 @@ import {
   LocalCluster,
   type LocalClusterOptions,
   sampleAppCommand,
+  type SampleProc,
+  scanSampleApps,
   type Status,
 } from "../scripts/local_cluster.ts";
 
@@ -59,44 +61,13 @@ function appsYaml(
   };
 }
 
-/** A live process of a test's app, found in /proc. */
-interface AppProc {
-  pid: number;
-  node: string | null;
-}
-
-/**
- * Every live (non-zombie) process of the movable apps of test `tag`, by app: one pass over
- * /proc, matching `--name <app>-<tag>` in the argv.
- */
-function scan(tag: string): Record<string, AppProc[]> {
-  const found: Record<string, AppProc[]> = Object.fromEntries(MOVABLE.map((n) => [n, []]));
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const pid = Number(entry.name);
-    let argv: string[];
-    try {
-      argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf("--name");
-    const name = i < 0 ? undefined : argv[i + 1];
-    if (!name?.endsWith(`-${tag}`)) continue;
-    const procs = found[name.slice(0, -tag.length - 1)];
-    if (!procs || !alive(pid)) continue;
-    let node: string | null = null;
-    try {
-      const env = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
-      node = env.find((e) => e.startsWith("BATON_NODE="))?.slice("BATON_NODE=".length) ?? null;
-    } catch { /* gone meanwhile */ }
-    procs.push({ pid, node });
-  }
-  return found;
+/** Every live process of the movable apps of test `tag`, by app. */
+function scan(tag: string): Record<string, SampleProc[]> {
+  return scanSampleApps(tag, MOVABLE);
 }
 
 /** The live processes of one movable app of test `tag`. */
-function procsOf(tag: string, app: string): AppProc[] {
+function procsOf(tag: string, app: string): SampleProc[] {
   return scan(tag)[app] ?? [];
 }
 

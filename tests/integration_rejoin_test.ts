@@ -7,7 +7,12 @@
  * (taken every 5 ms from outside) may show a movable app alive twice.
  */
 import assert from "node:assert/strict";
-import { alive, LocalCluster, sampleAppCommand, type Status } from "../scripts/local_cluster.ts";
+import {
+  LocalCluster,
+  sampleAppCommand,
+  scanSampleApps,
+  type Status,
+} from "../scripts/local_cluster.ts";
 
 const IT = { sanitizeOps: false, sanitizeResources: false } as const;
 const MOVABLE = ["web", "api"];
@@ -22,25 +27,10 @@ async function events(c: LocalCluster, node: string): Promise<Ev[]> {
   return (await res.json() as { events: Ev[] }).events;
 }
 
-/** Live processes of each movable app of test `tag`, by app: one pass over /proc. */
+/** Live PIDs of each movable app of test `tag`, by app: one pass over /proc. */
 function scan(tag: string): Record<string, number[]> {
-  const found: Record<string, number[]> = Object.fromEntries(MOVABLE.map((n) => [n, []]));
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const pid = Number(entry.name);
-    let argv: string[];
-    try {
-      argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf("--name");
-    const name = i < 0 ? undefined : argv[i + 1];
-    if (!name?.endsWith(`-${tag}`)) continue;
-    const list = found[name.slice(0, -tag.length - 1)];
-    if (list && alive(pid)) list.push(pid);
-  }
-  return found;
+  const found = scanSampleApps(tag, MOVABLE);
+  return Object.fromEntries(Object.entries(found).map(([app, ps]) => [app, ps.map((p) => p.pid)]));
 }
 
 Deno.test(
