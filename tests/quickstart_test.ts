@@ -14,6 +14,7 @@
 import assert from "node:assert/strict";
 import { alive, batonCommand, killGroup, poll } from "../scripts/local_cluster.ts";
 import type { StatusDoc } from "../src/agent/status.ts";
+import { runBaton } from "./helpers/cli_run.ts";
 
 const README = new URL("../README.md", import.meta.url);
 const WAIT_MS = 60_000;
@@ -81,20 +82,12 @@ Deno.test({
       const cmd = batonCommand(...args);
       return ns ? ["ip", "netns", "exec", ns, ...cmd] : cmd;
     };
-    const baton = async (...args: string[]) => {
-      const [program, ...rest] = argv(...args);
-      const r = await new Deno.Command(program!, {
-        args: rest,
+    const baton = (...args: string[]) =>
+      runBaton(args, {
         cwd: dir,
-        env,
-        clearEnv: true,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-    };
+        netns: ns,
+        env: { BATON_SYSTEM_MANIFEST: env.BATON_SYSTEM_MANIFEST! },
+      });
     const status = async (): Promise<StatusDoc | null> => {
       const r = await baton("status", "--json");
       return r.code === 0 ? JSON.parse(r.stdout) as StatusDoc : null;

@@ -12,16 +12,20 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Run `baton ...args` in `cwd` with `env` added to a BATON_*-free environment. */
+/**
+ * Run `baton ...args` in `cwd` with `env` added to a BATON_*-free environment, inside the
+ * network namespace `netns` when one is given (`ip netns exec`).
+ */
 export async function runBaton(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
+  opts: { cwd?: string; env?: Record<string, string>; netns?: string | null } = {},
 ): Promise<CliRun> {
   const env = Deno.env.toObject();
   for (const k of Object.keys(env)) if (k.startsWith("BATON_")) delete env[k];
   env.BATON_SYSTEM_MANIFEST = "/nonexistent/baton/baton.yaml";
   Object.assign(env, opts.env ?? {});
-  const [program, ...rest] = batonCommand(...args);
+  const cmd = batonCommand(...args);
+  const [program, ...rest] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd;
   const out = await new Deno.Command(program!, {
     args: rest,
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
