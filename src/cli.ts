@@ -8,7 +8,7 @@
 import { Argument, Command, Option, type OptionValues } from "@commander-js/extra-typings";
 import { formatDiagnostic, loadManifestFile, resolveNodeName } from "./manifest/load.ts";
 import type { Manifest } from "./manifest/types.ts";
-import { generateSecret, loadSecret } from "./peer/secret.ts";
+import { ENV_SECRET_WARNING, generateSecret, loadSecret } from "./peer/secret.ts";
 import { PeerClient, PeerError } from "./peer/client.ts";
 import { VERSION } from "./version.ts";
 import type { StatusDoc } from "./agent/status.ts";
@@ -40,14 +40,17 @@ function nodeOrExit(manifest: Manifest, flag: string | undefined): string {
   return r.node;
 }
 
-async function secretOrExit(manifest: Manifest): Promise<string> {
+async function secretOrExit(manifest: Manifest, forAgent = false) {
   const r = await loadSecret({
     env: Deno.env.get("BATON_SECRET"),
+    credentialsDir: Deno.env.get("CREDENTIALS_DIRECTORY"),
     file: manifest.cluster.secretFile,
   });
   if (!r.ok) throw new CliExit(2, r.error);
-  if ("warning" in r && r.warning) console.error(`baton: warning: ${r.warning}`);
-  return r.secret;
+  // BATON_SECRET is a warning for the agent that keeps it, not for a command that uses it once.
+  const warn = r.warning !== undefined && (forAgent || r.warning !== ENV_SECRET_WARNING);
+  if (warn) console.error(`baton: warning: ${r.warning}`);
+  return r;
 }
 
 /** Common options of the commands that talk to a running agent. */
@@ -62,7 +65,7 @@ async function target(opts: TargetOpts, needSecret: boolean) {
   const manifest = await loadOrExit(manifestPath(opts.manifest), false);
   const node = nodeOrExit(manifest, opts.node);
   const url = opts.url ?? manifest.nodes[node]?.url ?? "";
-  const secret = needSecret ? await secretOrExit(manifest) : "unused-for-reads-0000";
+  const secret = needSecret ? (await secretOrExit(manifest)).secret : "unused-for-reads-0000";
   const caCert = manifest.cluster.tls?.ca ? await Deno.readTextFile(manifest.cluster.tls.ca) : null;
   const client = new PeerClient({ node, secret, timeoutMs: 130_000, caCert });
   return { manifest, node, url, client };
@@ -215,9 +218,10 @@ export function buildProgram(): Command {
       const path = manifestPath(opts.manifest);
       const manifest = await loadOrExit(path);
       const node = nodeOrExit(manifest, opts.node);
-      const secret = await secretOrExit(manifest);
-      // The apps inherit the agent's environment: never the secret.
+      const { secret, warning, file } = await secretOrExit(manifest, true);
+      // Apps get a clean environment anyway (app_env.ts); checks and hooks inherit the rest.
       Deno.env.delete("BATON_SECRET");
+      Deno.env.delete("CREDENTIALS_DIRECTORY");
       const stateDir = opts.stateDir ?? Deno.env.get("BATON_STATE_DIR") ??
         `/var/lib/baton/${node}`;
       const { runAgent } = await import("./agent/run_agent.ts");
@@ -228,6 +232,8 @@ export function buildProgram(): Command {
         stateDir,
         mode: opts.mode,
         secret,
+        secretFile: file ?? null,
+        secretWarnings: warning === undefined ? [] : [warning],
         ...(opts.http ? { http: opts.http } : {}),
       });
       if (code !== 0) throw new CliExit(code, "agent stopped");
@@ -367,7 +373,7 @@ export function buildProgram(): Command {
     .option("-m, --manifest <file>", `for the secret: ${MANIFEST_HELP}`)
     .action(async (opts) => {
       const manifest = await loadOrExit(manifestPath(opts.manifest));
-      const secret = await secretOrExit(manifest);
+      const { secret } = await secretOrExit(manifest, true);
       const { runWitness } = await import("./witness/run_witness.ts");
       const w = manifest.cluster.witness;
       const tls = manifest.cluster.tls;

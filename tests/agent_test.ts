@@ -349,6 +349,7 @@ Deno.test("Agent routes check results of the current pid: failures stop and rest
   try {
     await until("web running", () => !!running(h, "web"));
     const first = running(h, "web")!;
+    const firstStart = h.agent.state.apps["web"]!.startTime!;
     await until("a passing check", () => h.agent.state.apps["web"]?.lastCheck?.ok === true);
     // A result about another process is ignored.
     for (let i = 0; i < 5; i++) {
@@ -360,7 +361,13 @@ Deno.test("Agent routes check results of the current pid: failures stop and rest
     const [stop] = stops(h, "web");
     assert.ok(stop, "the failing process was stopped");
     assert.equal(stop.pid, first);
-    assert.deepEqual(stop.options, { signal: "SIGTERM", timeoutMs: 3000, mode: "graceful" });
+    // With the recorded start time: a reused PID is never signalled.
+    assert.deepEqual(stop.options, {
+      signal: "SIGTERM",
+      timeoutMs: 3000,
+      mode: "graceful",
+      startTime: firstStart,
+    });
     assert.match(h.agent.state.apps["web"]!.lastFailure ?? "", /http check failed 2 time/);
     assert.equal(h.agent.state.apps["web"]!.restarts, 1);
   } finally {
@@ -439,6 +446,7 @@ Deno.test("Agent.reload starts added apps and stops removed ones with their own 
   try {
     await until("apps running", () => !!running(h, "web") && !!running(h, "worker"));
     const web = running(h, "web")!;
+    const webStart = h.agent.state.apps["web"]!.startTime!;
     const next = await manifestOf(soloYaml([WORKER, "  extra: { command: [extra] }"].join("\n")));
     h.next = { ok: true, manifest: next, warnings: ["a warning"] };
     const r = await h.agent.reload();
@@ -451,7 +459,12 @@ Deno.test("Agent.reload starts added apps and stops removed ones with their own 
     assert.ok(stop);
     assert.equal(stop.pid, web);
     // The removed app is no longer in the manifest: its stop settings come from its old spec.
-    assert.deepEqual(stop.options, { signal: "SIGINT", timeoutMs: 2000, mode: "graceful" });
+    assert.deepEqual(stop.options, {
+      signal: "SIGINT",
+      timeoutMs: 2000,
+      mode: "graceful",
+      startTime: webStart,
+    });
     assert.equal(stops(h, "worker").length, 0);
   } finally {
     await h.close();

@@ -12,7 +12,7 @@ import {
   signRequest,
 } from "../src/peer/auth.ts";
 import { ReplayCache } from "../src/peer/replay_cache.ts";
-import { generateSecret, loadSecret } from "../src/peer/secret.ts";
+import { checkSecretFile, generateSecret, loadSecret } from "../src/peer/secret.ts";
 
 const SECRET = "correct horse battery staple 42";
 const T0 = 1_700_000_000_000;
@@ -328,11 +328,11 @@ Deno.test("loadSecret prefers BATON_SECRET over the file", async () => {
     const file = `${dir}/secret`;
     await Deno.writeTextFile(file, "file-secret-0123456789\n", { mode: 0o600 });
     const r = await loadSecret({ env: "  env-secret-0123456789 \n", file });
-    assert.deepEqual(r, {
-      ok: true,
-      secret: "env-secret-0123456789",
-      source: "environment variable BATON_SECRET",
-    });
+    assert.ok(r.ok);
+    assert.equal(r.secret, "env-secret-0123456789");
+    assert.equal(r.source, "environment variable BATON_SECRET");
+    // Readable in the agent's /proc/<pid>/environ by its user's processes: status says so.
+    assert.match(r.warning ?? "", /every process of the agent's user can read it/);
   });
 });
 
@@ -342,20 +342,59 @@ Deno.test("loadSecret reads and trims the file, without warning at mode 600", as
     await Deno.writeTextFile(file, "\nfile-secret-0123456789\n\n");
     await Deno.chmod(file, 0o600);
     const r = await loadSecret({ env: undefined, file });
-    assert.deepEqual(r, { ok: true, secret: "file-secret-0123456789", source: `file ${file}` });
+    assert.deepEqual(r, {
+      ok: true,
+      secret: "file-secret-0123456789",
+      source: `file ${file}`,
+      file,
+    });
   });
 });
 
-Deno.test("loadSecret warns when the file is readable by group or others", async () => {
+Deno.test("loadSecret refuses a file readable by group or others, or not the agent's", async () => {
   await withTempDir(async (dir) => {
     const file = `${dir}/secret`;
     await Deno.writeTextFile(file, "file-secret-0123456789");
-    await Deno.chmod(file, 0o644);
-    const r = await loadSecret({ env: undefined, file });
-    assert.equal(r.ok, true);
-    const warning = r.ok ? r.warning ?? "" : "";
-    assert.match(warning, /readable by group or others \(mode 644\)/);
-    assert.ok(!warning.includes("file-secret-0123456789"), "the warning must not show the secret");
+    for (const mode of [0o644, 0o640, 0o604]) {
+      await Deno.chmod(file, mode);
+      const r = await loadSecret({ env: undefined, file });
+      assert.equal(r.ok, false, `mode ${mode.toString(8)} must be refused`);
+      const error = !r.ok ? r.error : "";
+      assert.match(error, /readable by group or others \(mode 6[04][04]\).*chmod 600/);
+      assert.ok(!error.includes("file-secret-0123456789"), "the error must not show the secret");
+      assert.equal(await checkSecretFile(file), error, "reload checks the same");
+    }
+    await Deno.chmod(file, 0o400);
+    assert.equal((await loadSecret({ env: undefined, file })).ok, true, "mode 400 is fine");
+    assert.equal(await checkSecretFile(file), null);
+    if (Deno.uid() === 0) {
+      await Deno.chown(file, 65534, null);
+      const r = await loadSecret({ env: undefined, file });
+      assert.match(!r.ok ? r.error : "", /owned by uid 65534: expected the agent's user \(uid 0\)/);
+      assert.match(await checkSecretFile(file) ?? "", /owned by uid 65534/);
+    }
+  });
+});
+
+Deno.test("loadSecret reads the systemd credential before the manifest's file", async () => {
+  await withTempDir(async (dir) => {
+    const file = `${dir}/secret`;
+    await Deno.writeTextFile(file, "file-secret-0123456789\n", { mode: 0o600 });
+    const creds = `${dir}/creds`;
+    await Deno.mkdir(creds);
+    // No credential in the directory: the file.
+    assert.equal((await loadSecret({ env: undefined, credentialsDir: creds, file })).ok, true);
+    await Deno.writeTextFile(`${creds}/baton.secret`, "credential-secret-0123456789\n", {
+      mode: 0o400,
+    });
+    const r = await loadSecret({ env: undefined, credentialsDir: creds, file });
+    assert.ok(r.ok);
+    assert.equal(r.secret, "credential-secret-0123456789");
+    assert.equal(r.source, `systemd credential ${creds}/baton.secret`);
+    assert.equal(r.warning, undefined);
+    await Deno.chmod(`${creds}/baton.secret`, 0o444);
+    const loose = await loadSecret({ env: undefined, credentialsDir: creds, file });
+    assert.match(!loose.ok ? loose.error : "", /readable by group or others \(mode 444\)/);
   });
 });
 

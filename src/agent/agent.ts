@@ -98,6 +98,8 @@ export interface AgentOptions {
   checkReboot?: () => Promise<boolean | null>;
   /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
   watchdogFact?: boolean | null;
+  /** Warnings shown in status for as long as the agent runs (e.g. how the secret came). */
+  warnings?: () => string[];
 }
 
 /** One node's running agent. */
@@ -245,12 +247,22 @@ export class Agent {
    */
   #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
     const m = this.#opts.manifest;
+    const runner = this.#opts.runner;
+    // Only processes proven ours: a spawn token of the ledger, or the app's cgroup.
     const find = this.#opts.findAppProcesses ??
-      (() => findAppProcesses(m.cluster.name, this.#opts.node, this.#opts.runner.cgroups ?? null));
+      (() =>
+        findAppProcesses(
+          m.cluster.name,
+          this.#opts.node,
+          runner.cgroups ?? null,
+          runner.spawnLedger?.snapshot() ?? null,
+        ));
     for (const p of find()) {
       if (adopted.some((a) => a.pid === p.pid)) continue;
       const spec = m.apps[p.app];
       if (adopted.some((a) => a.app === p.app)) {
+        // Never a PID whose start time is not the one seen (it was reused meanwhile).
+        if (!(this.#opts.isSameProcess ?? isSameProcess)(p.pid, p.startTime)) continue;
         this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
         const kill = this.#opts.kill ?? Deno.kill;
         for (const target of [-p.pid, p.pid]) {
@@ -417,6 +429,7 @@ export class Agent {
       // The role shown may not be on disk: nothing is started under it until it is.
       doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
     }
+    doc.warnings.push(...(this.#opts.warnings?.() ?? []));
     const runner = this.#opts.runner;
     if (runner.containment) {
       for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
@@ -552,6 +565,8 @@ export class Agent {
           app: spec.name,
           command: spec.command,
           cwd: spec.cwd,
+          ...(spec.runAs ? { runAs: spec.runAs } : {}),
+          ...(spec.inheritEnv ? { inheritEnv: spec.inheritEnv } : {}),
           env: {
             ...spec.env,
             BATON_NODE: this.state.self,
@@ -574,10 +589,14 @@ export class Agent {
         return;
       }
       case "stop": {
+        const known = this.state.apps[action.app];
         this.#opts.runner.stop(action.app, action.pid, {
           signal: action.signal,
           timeoutMs: action.timeoutMs,
           mode: action.mode,
+          ...(known?.pid === action.pid && known.startTime !== null
+            ? { startTime: known.startTime }
+            : {}),
         }).catch((err) =>
           this.#record(
             "error",

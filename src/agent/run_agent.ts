@@ -17,6 +17,8 @@ import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
 import { serveHttpGuarded, trustedAddresses } from "../peer/conn_guard.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
+import { SpawnLedger } from "../supervisor/spawn_token.ts";
+import { checkSecretFile } from "../peer/secret.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
@@ -30,6 +32,10 @@ export interface RunOptions {
   stateDir: string;
   mode: StartMode;
   secret: string;
+  /** The file the secret was read from (checked again on reload), or null (environment). */
+  secretFile?: string | null;
+  /** Warnings about the secret, shown in status while the agent runs (BATON_SECRET). */
+  secretWarnings?: string[];
   /** `--http HOST:PORT`: serve the page and /metrics there instead of on the node's URL. */
   http?: string;
 }
@@ -62,8 +68,12 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     timeoutMs: Math.max(manifest.cluster.heartbeat.intervalMs, 100),
     caCert,
   });
-  // One cgroup v2 per app where the hierarchy is writable, else process groups.
-  const runner = new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) });
+  // One cgroup v2 per app where the hierarchy is writable, else process groups. The token of
+  // every spawn is recorded in the state directory first: adoption proves a process by it.
+  const runner = new RealProcessRunner({
+    cgroups: openNodeCgroups(manifest.cluster.name, node),
+    spawnLedger: new SpawnLedger(`${opts.stateDir}/spawns`),
+  });
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });
   agent = new Agent({
@@ -79,11 +89,15 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     onRecord: obs.onRecord,
     checkReboot: () => checkReboot(opts.stateDir),
     watchdogFact: watchdog.fact,
+    warnings: () => opts.secretWarnings ?? [],
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);
-      return r.ok
-        ? { ok: true, manifest: r.manifest, warnings: r.warnings.map(formatDiagnostic) }
-        : { ok: false, errors: r.errors.map(formatDiagnostic) };
+      if (!r.ok) return { ok: false, errors: r.errors.map(formatDiagnostic) };
+      // A secret file someone made readable since the start refuses the reload.
+      const unsafe = await secretFileProblems(opts.secretFile ?? null, r.manifest, manifest);
+      return unsafe.length > 0
+        ? { ok: false, errors: unsafe }
+        : { ok: true, manifest: r.manifest, warnings: r.warnings.map(formatDiagnostic) };
     },
   });
   await agent.start();
@@ -160,6 +174,28 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   client.close();
   uninstallGuard();
   return code;
+}
+
+/**
+ * What is wrong with the secret file in use (`file`) and, when the secret came from the
+ * manifest's file, with the new manifest's (the one the next start reads).
+ */
+async function secretFileProblems(
+  file: string | null,
+  next: Manifest,
+  first: Manifest,
+): Promise<string[]> {
+  if (file === null) return [];
+  const files = new Set([file]);
+  if (file === first.cluster.secretFile && next.cluster.secretFile !== null) {
+    files.add(next.cluster.secretFile);
+  }
+  const problems: string[] = [];
+  for (const f of files) {
+    const bad = await checkSecretFile(f);
+    if (bad !== null) problems.push(`${next.path}: ${bad}`);
+  }
+  return problems;
 }
 
 /** Serve the read-only routes on `HOST:PORT` (`baton run --http`). */

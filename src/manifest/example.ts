@@ -24,8 +24,9 @@ export const EXAMPLE_MANIFEST: string =
 
 cluster:
   name: demo
-  # Shared secret that authenticates the nodes to each other. The BATON_SECRET
-  # environment variable wins over this file. Relative paths are relative to this file.
+  # Shared secret that authenticates the nodes to each other (mode 0600, owned by
+  # the agent's user). BATON_SECRET (development) and the systemd credential
+  # baton.secret win over this file. Relative paths are relative to this file.
   secretFile: ./baton.secret
   heartbeat:
     interval: 200ms   # how often nodes tell each other they are alive
@@ -105,8 +106,9 @@ export function singleNodeManifest(node: string): string {
 
 cluster:
   name: ${node}
-  # Shared secret that authenticates the nodes to each other. The BATON_SECRET
-  # environment variable wins over this file. Relative paths are relative to this file.
+  # Shared secret that authenticates the nodes to each other (mode 0600, owned by
+  # the agent's user). BATON_SECRET (development) and the systemd credential
+  # baton.secret win over this file. Relative paths are relative to this file.
   secretFile: ./baton.secret
   heartbeat:
     interval: 200ms   # how often nodes tell each other they are alive

@@ -29,6 +29,7 @@ import {
 import { dirname, resolve } from "node:path";
 import type { z } from "zod";
 import { formatDuration } from "./duration.ts";
+import { resolveRunAs, systemUserDb } from "./app_user.ts";
 import {
   findLimitViolations,
   firstAliasOffset,
@@ -432,6 +433,10 @@ function _reportApp(name: string, app: RawApp, nodeNames: string[], d: _Diagnost
     }
     listed.add(node);
   });
+  if (app.user !== undefined || app.group !== undefined) {
+    const r = resolveRunAs(app.user, app.group, systemUserDb());
+    if (!r.ok) d.error([...base, r.key], r.message);
+  }
   if (app.nodes?.length === 1 && app.movable) {
     d.warn(
       [...base, "nodes"],
@@ -526,6 +531,15 @@ function _check(check: RawCheck): CheckSpec {
   }
 }
 
+/** `runAs` and `inheritEnv` of an app spec, present only when the manifest sets them. */
+function _trustSpec(app: RawApp): Pick<AppSpec, "runAs" | "inheritEnv"> {
+  const r = app.user === undefined ? null : resolveRunAs(app.user, app.group, systemUserDb());
+  return {
+    ...(r?.ok ? { runAs: r.runAs } : {}),
+    ...(app.inheritEnv !== undefined ? { inheritEnv: app.inheritEnv } : {}),
+  };
+}
+
 async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
   const dir = dirname(path);
   const abs = (p: string) => resolve(dir, p);
@@ -551,10 +565,21 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
         backoffMaxMs: app.restart.backoffMax,
       },
       stop: { signal: app.stop.signal, timeoutMs: app.stop.timeout },
+      ..._trustSpec(app),
     };
-    const { command, cwd, env, check, stop, movable, nodes: where } = spec;
+    const { command, cwd, env, check, stop, movable, nodes: where, runAs, inheritEnv } = spec;
     const hash = await _sha256Hex(
-      _canonicalJson({ command, cwd, env, check, stop, movable, nodes: where }),
+      _canonicalJson({
+        command,
+        cwd,
+        env,
+        check,
+        stop,
+        movable,
+        nodes: where,
+        ...(runAs ? { runAs } : {}),
+        ...(inheritEnv ? { inheritEnv } : {}),
+      }),
     );
     apps[name] = { ...spec, hash };
   }

@@ -312,8 +312,33 @@ const _EnvValueSchema = z
 /** A node or app name as a list element (`apps.X.nodes`). */
 const _NameRefSchema = z.string({ error: _wrong("a node name", _quoteHint) });
 
+// --- s3trust (issue 11 #4): the user an app runs as, and the agent variables it inherits. ---
+/** `user:` / `group:`: a name, or a numeric id (0 .. 2^32 − 2). */
+const _IdSchema = z.union([
+  z.int().min(0).max(4_294_967_294),
+  _nonEmptyString("a user or group name").refine((v) => !/[:\s]/.test(v), {
+    error: "expected a user or group name without ':' or spaces",
+  }),
+], { error: _wrong("a user or group name, or a numeric id") });
+/** Variables never passed to an app, whatever `inheritEnv` says: they lead to the secret. */
+export const NEVER_INHERITED = ["BATON_SECRET", "CREDENTIALS_DIRECTORY"];
+const _InheritEnvSchema = z.array(
+  z.string({ error: _wrong("a variable name") })
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected a variable name such as JAVA_HOME" })
+    .refine((v) => !NEVER_INHERITED.includes(v), {
+      error: "the cluster secret (BATON_SECRET, CREDENTIALS_DIRECTORY) is never passed to apps",
+    }),
+  { error: _wrong("a list of variable names such as [JAVA_HOME]") },
+);
+const _trustKeys = {
+  user: _IdSchema.optional(),
+  group: _IdSchema.optional(),
+  inheritEnv: _InheritEnvSchema.optional(),
+};
+
 /** One app under `apps:`. */
 export const AppSchema = z.strictObject({
+  ..._trustKeys,
   command: CommandSchema,
   cwd: _nonEmptyString("a working directory").optional(),
   env: z

@@ -49,8 +49,23 @@ export interface AppSpec {
     backoffMaxMs: number;
   };
   stop: { signal: Deno.Signal; timeoutMs: number };
+  // s3trust (issue 11 #4): who the app runs as, and what it inherits of the agent's environment.
+  /** `user:`/`group:` resolved to ids; absent: the agent's own user. */
+  runAs?: RunAs;
+  /** `inheritEnv:` names of the agent's variables passed on (absent: none). */
+  inheritEnv?: string[];
   /** Stable hash of everything that needs a restart when it changes. */
   hash: string;
+}
+
+/** The user an app runs as (`apps.X.user` / `group`), resolved to ids at validation. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  /** User name (USER, LOGNAME), or the uid as text when it has no passwd entry. */
+  name: string;
+  /** Home directory (HOME); "/" when the user has no passwd entry. */
+  home: string;
 }
 
 /** One node of the cluster. */

@@ -17,6 +17,8 @@
  * @module
  */
 import type { NodeCgroups } from "./cgroup.ts";
+import type { RunAs } from "../manifest/types.ts";
+import type { SpawnLedger } from "./spawn_token.ts";
 
 /** What to start. */
 export interface SpawnSpec {
@@ -25,8 +27,15 @@ export interface SpawnSpec {
   command: string[];
   /** Working directory; null = the agent's. */
   cwd: string | null;
-  /** Variables set for the app, on top of the agent's own environment. */
+  /**
+   * Variables set for the app, on top of a clean environment (app_env.ts: PATH, LANG, LC_*,
+   * TZ, HOME/USER/LOGNAME of its user and `inheritEnv`); never the agent's whole environment.
+   */
   env: Record<string, string>;
+  /** Names of the agent's variables passed on as well (`apps.X.inheritEnv`). */
+  inheritEnv?: string[];
+  /** User and group to run as, privileges dropped before exec (absent: the agent's). */
+  runAs?: RunAs;
   /** stdout and stderr are appended to `${logDir}/${app}.log`. */
   logDir: string;
 }
@@ -57,6 +66,8 @@ export interface StopOptions {
   timeoutMs: number;
   /** graceful: `signal`, then SIGKILL after `timeoutMs`. kill: SIGKILL at once (fencing). */
   mode: "graceful" | "kill";
+  /** Recorded start time of `pid`: a PID that is not watched is signalled only if it matches. */
+  startTime?: number;
 }
 
 /** Starts, watches and stops app processes (real or in-memory). */
@@ -86,6 +97,8 @@ export interface ProcessRunner {
   onExit(callback: (exit: ExitInfo) => void): void;
   /** Stop watching everything without touching the processes (agent shutdown). */
   detachAll(): void;
+  /** The spawn tokens recorded before each spawn (adoption proves a process by its token). */
+  readonly spawnLedger?: SpawnLedger | null;
   /** This node's app cgroups, if apps run in cgroups (adoption proves membership). */
   readonly cgroups?: NodeCgroups | null;
   /** How the whole tree of a watched process is reached (status); null if not watched. */

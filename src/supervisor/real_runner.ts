@@ -23,6 +23,11 @@
  *   directory, and rejects with a clear error when either is wrong.
  * - Exits of spawned children come from `child.status` (at once); adopted processes are not
  *   our children and are polled in /proc, where a zombie counts as exited.
+ * - The app gets a clean environment (app_env.ts), never the agent's, and with `runAs` the
+ *   launcher execs it through `setpriv` last (drop_privileges.ts). With a spawn ledger, a
+ *   fresh token is written to the state directory before the spawn and given to the app as
+ *   `BATON_SPAWN_TOKEN`, and its PID and start time are written after it (spawn_token.ts):
+ *   that is how a restarted agent proves a process is its own.
  *
  * @example
  * ```ts
@@ -49,6 +54,9 @@ import {
   signalCgroup,
 } from "./cgroup.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
+import { agentUser, appEnvironment } from "./app_env.ts";
+import { privilegePrefix } from "./drop_privileges.ts";
+import { SPAWN_TOKEN_ENV, type SpawnLedger } from "./spawn_token.ts";
 import {
   type Containment,
   exitDetail,
@@ -72,6 +80,8 @@ export interface RealRunnerOptions {
    * v2 and a stop kills everything in it. Null or absent: process groups only.
    */
   cgroups?: NodeCgroups | null;
+  /** Where the token of each spawn is recorded before it (adoption proof); null: none. */
+  spawnLedger?: SpawnLedger | null;
 }
 
 /**
@@ -138,6 +148,7 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #stragglerWaitMs: number;
   readonly #killWaitMs: number;
   readonly #cgroups: NodeCgroups | null;
+  readonly #ledger: SpawnLedger | null;
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
   /** The shared poll of adopted processes, while any is watched. */
@@ -149,6 +160,12 @@ export class RealProcessRunner implements ProcessRunner {
     this.#stragglerWaitMs = options.stragglerWaitMs ?? 5000;
     this.#killWaitMs = options.killWaitMs ?? 10_000;
     this.#cgroups = options.cgroups ?? null;
+    this.#ledger = options.spawnLedger ?? null;
+  }
+
+  /** The spawn ledger, or null. */
+  get spawnLedger(): SpawnLedger | null {
+    return this.#ledger;
   }
 
   /** The node's app cgroups, or null (process groups only). */
@@ -187,7 +204,19 @@ export class RealProcessRunner implements ProcessRunner {
       );
     }
     const cwd = spec.cwd ?? Deno.cwd();
-    const pathVar = spec.env["PATH"] ?? Deno.env.get("PATH") ?? _DEFAULT_PATH;
+    const env = appEnvironment({
+      agentEnv: Deno.env.toObject(),
+      inherit: spec.inheritEnv ?? [],
+      user: spec.runAs ?? agentUser(),
+      env: spec.env,
+    });
+    let dropTo: string[];
+    try {
+      dropTo = privilegePrefix(spec.runAs, Deno.uid());
+    } catch (error) {
+      throw new Error(`${what}: ${_message(error)}`);
+    }
+    const pathVar = env["PATH"] ?? _DEFAULT_PATH;
     const logPath = `${spec.logDir.replace(/\/+$/, "")}/${spec.app}.log`;
     // The three checks at once: each is a file-system round trip, and a restart waits for them.
     const [badCwd, badProgram, badLog] = await Promise.all([
@@ -198,6 +227,16 @@ export class RealProcessRunner implements ProcessRunner {
     if (badCwd !== null) throw badCwd;
     if (badProgram !== null) throw new Error(`${what}: ${badProgram}`);
     if (badLog !== null) throw badLog;
+    // Recorded before the spawn: an agent that dies right after it can still prove the app.
+    let token: string | null = null;
+    if (this.#ledger !== null) {
+      try {
+        token = await this.#ledger.issue(spec.app, spec.runAs?.uid ?? Deno.uid() ?? 0);
+      } catch (error) {
+        throw new Error(`${what}: cannot record its spawn token: ${_message(error)}`);
+      }
+      env[SPAWN_TOKEN_ENV] = token;
+    }
 
     // An empty cgroup for it (a leftover of an earlier copy is killed first).
     const cgroup = this.#cgroups !== null ? prepareAppCgroup(this.#cgroups, spec.app) : null;
@@ -211,10 +250,12 @@ export class RealProcessRunner implements ProcessRunner {
           logPath,
           cgroup ?? "",
           ...(_SETSID !== null ? [_SETSID] : []),
+          ...dropTo,
           ...spec.command,
         ],
         cwd,
-        env: spec.env,
+        env,
+        clearEnv: true,
         detached: _SETSID === null,
         stdin: "null",
         stdout: "null",
@@ -229,6 +270,9 @@ export class RealProcessRunner implements ProcessRunner {
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
     const watch = this.#watch(spec.app, pid, startTime, pid, cgroup, true);
+    if (token !== null && startTime !== 0) {
+      await this.#ledger!.record(spec.app, token, pid, startTime);
+    }
     if (_SETSID === null) {
       child.status.then((status) => this.#exited(watch, exitDetail(status)));
       if (cgroup !== null) await _untilReady(pid, cgroup, this.#cgroups, () => watch.done);
@@ -317,6 +361,8 @@ export class RealProcessRunner implements ProcessRunner {
     } else {
       const stat = readProcStat(pid);
       if (stat === null) return;
+      // Not the process that was recorded (its PID was reused): never signal it.
+      if (options.startTime !== undefined && stat.startTime !== options.startTime) return;
       startTime = stat.startTime;
       pgid = stat.pgid === pid ? pid : null;
       cgroup = this.#cgroups !== null && appOfCgroup(this.#cgroups, pid) === app
