@@ -40,6 +40,8 @@ import {
   tickCluster,
 } from "./takeover.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
+import { markStarted } from "./start_order.ts";
+import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -141,6 +143,8 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
+  endStaleCommit(state, out);
+  progressReadyWait(state, now, out);
   syncChecks(state, out);
   out.persist(state);
   return { state, actions: out.actions };
@@ -210,6 +214,7 @@ function onBoot(
     app.startedAt = now;
     app.restarts = a.restarts;
     app.stopWith = spec ? { ...spec.stop } : null;
+    markStarted(app, spec, now); // an interface check: ready at its first pass
     state.apps[a.app] = app;
     out.record("info", a.app, "adopted", `adopted pid ${a.pid}, still running from before`);
   }

@@ -28,6 +28,7 @@ import {
 } from "yaml";
 import { dirname, resolve } from "node:path";
 import type { z } from "zod";
+import { dependsProblems } from "./depends.ts";
 import { formatDuration } from "./duration.ts";
 import {
   findLimitViolations,
@@ -326,6 +327,7 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     const app = _lenient(AppSchema, value);
     if (app !== null) _reportApp(name, app, nodeNames, d);
   }
+  for (const p of dependsProblems(apps, nodeNames)) d.error(p.path, p.message);
 
   const witness = cluster["witness"];
   if (nodeNames.length === 2 && witness == null) {
@@ -551,6 +553,8 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
         backoffMaxMs: app.restart.backoffMax,
       },
       stop: { signal: app.stop.signal, timeoutMs: app.stop.timeout },
+      dependsOn: app.dependsOn,
+      readyTimeoutMs: app.readyTimeout,
     };
     const { command, cwd, env, check, stop, movable, nodes: where } = spec;
     const hash = await _sha256Hex(

@@ -49,6 +49,13 @@ export interface AppSpec {
     backoffMaxMs: number;
   };
   stop: { signal: Deno.Signal; timeoutMs: number };
+  /**
+   * Apps that must be ready before this one starts (systemd's `Requires=` + `After=`): it
+   * stops before them and restarts after them. Absent: none (the loader always fills it).
+   */
+  dependsOn?: string[];
+  /** How long a switchover waits for this app to be ready on the target. Absent: 60 s. */
+  readyTimeoutMs?: number;
   /** Stable hash of everything that needs a restart when it changes. */
   hash: string;
 }
