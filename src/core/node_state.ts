@@ -160,6 +160,7 @@ export function newApp(name: string, backoffMs: number): AppState {
     stopping: null,
     stopWith: null,
     readyAt: null,
+    depPids: null,
   };
 }
 

@@ -6,7 +6,13 @@
  */
 import { allowedHere, desiredHere } from "./node_state.ts";
 import { appState } from "./app_policy.ts";
-import { restartedDependency, startBlocker, startOrder, stopBlocker } from "./start_order.ts";
+import {
+  noteDependencies,
+  restartedDependency,
+  startBlocker,
+  startOrder,
+  stopBlocker,
+} from "./start_order.ts";
 import type { Out } from "./out.ts";
 import { type AppState, DEFAULT_STOP, type NodeState, type StopSettings } from "./types.ts";
 
@@ -26,7 +32,8 @@ export function reconcile(state: NodeState, now: number, out: Out): void {
       case "running": {
         // A graceful stop runs in reverse order: after the apps that depend on this one.
         const free = stopBlocker(state, name) === null;
-        const dep = restartedDependency(state, spec);
+        noteDependencies(state, app, spec);
+        const dep = restartedDependency(state, app, spec);
         if (!allowed) {
           // Outside a handover, a movable app here is one this node must not run a moment
           // longer (it stepped down or fenced itself while the app was still starting).
@@ -77,6 +84,8 @@ function spawn(state: NodeState, app: AppState, out: Out): void {
   const spec = state.manifest.apps[app.name];
   if (!spec) return;
   app.stopWith = { ...spec.stop };
+  app.depPids = null;
+  noteDependencies(state, app, spec); // the processes it starts under (all ready)
   out.push({ type: "spawn", app: app.name, epoch: state.epoch, spec });
 }
 

@@ -107,17 +107,50 @@ export function isReady(app: AppState | undefined): boolean {
 }
 
 /**
- * Whether `name` is going down or not up: not running, or running but about to be stopped
- * (it may not run here any more, or its spec changed and it is restarted).
+ * Whether `name` is going down or not up: not running, or running but about to be stopped (it
+ * may not run here any more, its spec changed, or an app it depends on restarted or is going
+ * down).
  */
-export function goingDown(state: NodeState, name: string): boolean {
+export function goingDown(state: NodeState, name: string, seen: Set<string> = new Set()): boolean {
   const spec = state.manifest.apps[name];
-  if (!spec) return false;
+  if (!spec || seen.has(name)) return false;
   const app = state.apps[name];
   if (!app || app.phase !== "running") return true;
   if (!allowedHere(state, spec)) return true;
-  return app.specHash !== spec.hash && !state.maintenance &&
-    !(spec.movable && state.resume !== null);
+  // In maintenance, and for a movable app of a resuming active, nothing is restarted.
+  if (state.maintenance || (spec.movable && state.resume !== null)) return false;
+  if (app.specHash !== spec.hash || changedDependency(state, app, spec) !== null) return true;
+  // It restarts after a dependency that goes down (a cycle, refused by the loader, stops here).
+  seen.add(name);
+  return dependsOf(spec).some((dep) => dep !== name && goingDown(state, dep, seen));
+}
+
+/** The first app `spec` depends on whose process is not the one this process started with. */
+function changedDependency(state: NodeState, app: AppState, spec: AppSpec): string | null {
+  for (const dep of dependsOf(spec)) {
+    if (!state.manifest.apps[dep] || dep === spec.name) continue;
+    const now = state.apps[dep]?.pid ?? null;
+    const then = app.depPids?.[dep];
+    // Not known (adopted, or a dependency added by a reload): the current process counts.
+    if (then === undefined && now !== null) continue;
+    if (then !== now) return dep;
+  }
+  return null;
+}
+
+/**
+ * Remember the processes of the apps `spec` depends on, as this app's process starts (or is
+ * first seen); a dependency missing from the record is added when it runs.
+ */
+export function noteDependencies(state: NodeState, app: AppState, spec: AppSpec): void {
+  const deps = dependsOf(spec);
+  if (deps.length === 0) return;
+  const record = { ...(app.depPids ?? {}) };
+  for (const dep of deps) {
+    const pid = state.apps[dep]?.pid ?? null;
+    if (record[dep] === undefined && pid !== null) record[dep] = pid;
+  }
+  app.depPids = record;
 }
 
 /**
@@ -166,10 +199,13 @@ export function stopBlocker(state: NodeState, name: string): string | null {
 }
 
 /**
- * For a running app: the first app it depends on that is going down (it failed, is restarted,
- * or is stopped), so this one must stop now and start again after it; null otherwise.
+ * For a running app: the first app it depends on that restarted since this process started, or
+ * is going down (it failed, is restarting, or is stopped), so this one must stop now and start
+ * again after it; null otherwise.
  */
-export function restartedDependency(state: NodeState, spec: AppSpec): string | null {
+export function restartedDependency(state: NodeState, app: AppState, spec: AppSpec): string | null {
+  const changed = changedDependency(state, app, spec);
+  if (changed !== null) return changed;
   for (const dep of dependsOf(spec)) {
     if (!state.manifest.apps[dep] || dep === spec.name) continue;
     if (goingDown(state, dep)) return dep;

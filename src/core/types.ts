@@ -69,6 +69,11 @@ export interface AppState {
    * check); null: not yet. Read only while `phase` is running (see `start_order.ts`).
    */
   readyAt?: number | null;
+  /**
+   * The pid of each app it depends on when this process was started (or adopted): a different
+   * one means that dependency restarted, so this app restarts after it.
+   */
+  depPids?: Record<string, number | null> | null;
 }
 
 /** What this node knows of a peer. */

@@ -36,6 +36,10 @@ export interface AppOptions {
   /** Spec hash; default `<name>-v1`. */
   hash?: string;
   command?: string[];
+  /** `dependsOn` (start order and readiness). */
+  dependsOn?: string[];
+  /** `readyTimeout`, in milliseconds. */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -58,6 +62,8 @@ export function appSpec(name: string, opts: AppOptions = {}): AppSpec {
     restart: { ...RESTART, ...opts.restart },
     stop: { signal: "SIGTERM", timeoutMs: 5_000 },
     hash: opts.hash ?? `${name}-v1`,
+    ...(opts.dependsOn ? { dependsOn: opts.dependsOn } : {}),
+    ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
   };
 }
 
