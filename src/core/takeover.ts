@@ -605,7 +605,8 @@ export function onCommit(
   if (ev.epoch < state.epoch && state.role !== "active") {
     return reply(409, { ok: false, error: `stale epoch ${ev.epoch} (ours ${state.epoch})` });
   }
-  if (state.role === "active") return reply(200, { ok: true, epoch: state.epoch, already: true });
+  // Already active (the handover was seen in a heartbeat first): answered once ready too.
+  if (state.role === "active") return awaitReady(state, ev.id, ev.from, now, out);
   if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
   if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
