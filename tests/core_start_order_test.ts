@@ -270,7 +270,7 @@ Deno.test("switchover: an app not ready within its readyTimeout is named, and th
   assert.equal(op.length, 1);
   assert.equal(op[0]!.status, 504);
   assert.equal(op[0]!.body.ok, false);
-  assert.match(String(op[0]!.body.error), /beta took over, but app a was not ready/);
+  assert.match(String(op[0]!.body.error), /switchover to beta not complete: app a was not ready/);
   assert.equal(a.state.handover, null);
 });
 
@@ -307,4 +307,42 @@ Deno.test("dependsOn: the same events give the same actions (deterministic order
     return JSON.stringify(h.log);
   };
   assert.equal(run(), run());
+});
+
+// ---------------------------------------------------------------- the sender's side
+
+/** alpha switched over to beta and stopped its apps; the commit is on its way. */
+function committing(): { a: CoreHarness; b: CoreHarness } {
+  const { a, b } = pair(chain());
+  const asked = a.command({ type: "switchover", to: "beta" }, 9_000);
+  a.settle(deliver(a, b, asked, 9_000), 9_100);
+  assert.equal(a.state.handover?.phase, "committing");
+  assert.equal(a.state.role, "standby");
+  return { a, b };
+}
+
+Deno.test("switchover: a commit the target did not confirm is no success (readiness unknown)", () => {
+  const { a } = committing();
+  const r = a.feed({ type: "commit_result", to: "beta", ok: false, detail: "timed out" }, 9_500);
+  const op = replies(r);
+  assert.deepEqual(op.map((x) => [x.id, x.status, x.body.ok]), [["req", 504, false]]);
+  assert.match(String(op[0]!.body.error), /beta did not confirm the takeover \(timed out\)/);
+  assert.equal(a.state.handover, null);
+});
+
+Deno.test("switchover: a sender that takes the apps back while the commit waits ends the handover and tells the operator", () => {
+  const { a } = committing();
+  // beta goes silent for good; alpha, the best standby left, takes over again.
+  let out: Action[] = [];
+  for (let t = 9_500; a.state.role !== "active" && t < 30_000; t += 500) {
+    const acts = a.tick(t);
+    out = [...out, ...acts, ...a.settle(acts, t)];
+  }
+  assert.equal(a.state.role, "active");
+  assert.equal(a.state.handover, null, "the handover is over");
+  const op = replies(out);
+  assert.deepEqual(op.map((x) => [x.id, x.status]), [["req", 409]]);
+  assert.match(String(op[0]!.body.error), /took the apps back before beta answered/);
+  assert.deepEqual(a.running(), ["a", "b", "c"], "and its apps start again, in order");
+  assert.deepEqual(names(spawns(out)), ["a", "b", "c"]);
 });

@@ -105,7 +105,10 @@ export function progressReadyWait(state: NodeState, now: number, out: Out): void
   };
   if (state.role !== "active") {
     if (state.claiming && now < w.until) return; // the witness has not answered yet
-    return reply(acknowledged(state));
+    // Acknowledged (it takes over when it can), but nothing runs here yet.
+    const why = `${state.self} is not active (${state.roleReason}): no app started there yet`;
+    out.record("warn", null, "not_ready", `${why}: answering ${w.from}`);
+    return reply({ ...acknowledged(state), notReady: why });
   }
   const pending = pendingApps(state);
   if (pending.length === 0) {
@@ -156,18 +159,24 @@ export function endStaleCommit(state: NodeState, out: Out): void {
 
 /**
  * The reply to the operator of a switchover whose commit was answered: success only when the
- * target said every movable app is ready; a 504 naming the app that was not.
+ * target confirmed and said nothing was late; a 504 naming the app that was not ready, or
+ * saying the target did not confirm (whether its apps are ready is then unknown).
  */
 export function switchoverOutcome(
+  state: NodeState,
   h: Handover,
   ev: Extract<Event, { type: "commit_result" }>,
   out: Out,
 ): void {
-  if (ev.notReady !== undefined) {
-    out.record("error", null, "not_ready", `${ev.to} took over, but ${ev.notReady}`);
-  }
+  const error = !ev.ok
+    ? `${ev.to} did not confirm the takeover (${ev.detail}); it takes over when it sees this ` +
+      `node ${state.role}, but whether its apps are ready is unknown`
+    : ev.notReady !== undefined
+    ? `switchover to ${ev.to} not complete: ${ev.notReady}`
+    : null;
+  if (ev.notReady !== undefined) out.record("error", null, "not_ready", error ?? ev.notReady);
   if (!h.requestId) return;
-  if (ev.notReady !== undefined) {
+  if (error !== null) {
     out.push({
       type: "reply",
       id: h.requestId,
@@ -175,9 +184,9 @@ export function switchoverOutcome(
       body: {
         ok: false,
         to: ev.to,
-        confirmed: true,
-        notReady: ev.notReady,
-        error: `${ev.to} took over, but ${ev.notReady}`,
+        confirmed: ev.ok,
+        ...(ev.notReady !== undefined ? { notReady: ev.notReady } : {}),
+        error,
       },
     });
     return;

@@ -138,12 +138,12 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   noteResumeEvidence(state, event);
   settleResume(state, now, out);
   progressSwitchover(state, now, out);
+  endStaleCommit(state, out);
   resolveEscalations(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
-  endStaleCommit(state, out);
   progressReadyWait(state, now, out);
   syncChecks(state, out);
   out.persist(state);

@@ -559,7 +559,7 @@ export function onCommitResult(
       `${ev.to} did not confirm (${ev.detail}); it takes over when it sees this node ${state.role}`,
     );
   }
-  switchoverOutcome(h, ev, out); // success only if every app is ready there (ready_wait.ts)
+  switchoverOutcome(state, h, ev, out); // success only if every app is ready there (ready_wait.ts)
   state.handover = null;
 }
 
