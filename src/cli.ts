@@ -11,6 +11,7 @@ import type { Manifest } from "./manifest/types.ts";
 import { ENV_SECRET_WARNING, generateSecret, loadSecret } from "./peer/secret.ts";
 import { PeerClient, PeerError } from "./peer/client.ts";
 import { VERSION } from "./version.ts";
+import { readyWaitBoundMs } from "./core/ready_wait.ts";
 import type { StatusDoc } from "./agent/status.ts";
 import { formatStatus } from "./status_text.ts";
 import { MANIFEST_HELP, manifestPath } from "./cli/manifest_path.ts";
@@ -67,7 +68,9 @@ async function target(opts: TargetOpts, needSecret: boolean) {
   const url = opts.url ?? manifest.nodes[node]?.url ?? "";
   const secret = needSecret ? (await secretOrExit(manifest)).secret : "unused-for-reads-0000";
   const caCert = manifest.cluster.tls?.ca ? await Deno.readTextFile(manifest.cluster.tls.ca) : null;
-  const client = new PeerClient({ node, secret, timeoutMs: 130_000, caCert });
+  // A switchover waits for the apps to be ready on the target (core/ready_wait.ts).
+  const timeoutMs = 130_000 + readyWaitBoundMs(manifest);
+  const client = new PeerClient({ node, secret, timeoutMs, caCert });
   return { manifest, node, url, client };
 }
 

@@ -64,8 +64,9 @@ function deliver(from: CoreHarness, to: CoreHarness, actions: Action[], now: num
       ...ev,
       type: act.type === "send_prepare" ? "takeover_prepare" : "takeover_commit",
     }, now);
-    to.settle(got, now);
-    const reply = replies(got).find((r) => r.id === id);
+    // A commit is answered once the movable apps started there are ready (ready_wait.ts).
+    const settled = to.settle(got, now);
+    const reply = replies([...got, ...settled]).find((r) => r.id === id);
     assert.ok(reply, `${to.state.self} did not reply to ${act.type}`);
     const result = {
       to: to.state.self,
@@ -438,8 +439,9 @@ Deno.test("escalate: full handover — prepare, stop movable apps, persist faile
   const bPersist = indexOf(commit, (x) => x.type === "persist" && x.state.epoch === 2);
   assert.ok(bPersist >= 0 && bPersist < indexOf(commit, (x) => x.type === "spawn"));
   assert.deepEqual(appNames(spawns(commit)), ["db", "web"]);
-  assert.deepEqual(replies(commit).map((r) => [r.status, r.body.epoch]), [[200, 2]]);
-  b.settle(commit, 9_900);
+  assert.deepEqual(replies(commit), [], "answered once the apps are ready there");
+  const started = b.settle(commit, 9_900);
+  assert.deepEqual(replies(started).map((r) => [r.status, r.body.epoch]), [[200, 2]]);
 
   const result = a.feed({ type: "commit_result", to: "beta", ok: true, detail: "epoch 2" }, 10_000);
   assert.equal(records(result, "handover_done").length, 1);

@@ -100,6 +100,17 @@ Deno.test("examples/baton.yaml: every commented key uncommented still validates 
   ]);
 });
 
+Deno.test("examples/depends.yaml: valid, without warnings, and its start order is db, api, web", async () => {
+  const text = await read("examples/depends.yaml");
+  const r = await parseManifest(text, "examples/depends.yaml");
+  assert.ok(r.ok, r.ok ? "" : r.errors.map(formatDiagnostic).join("\n"));
+  assert.deepEqual(r.warnings.map(formatDiagnostic), []);
+  const { startOrder } = await import("../src/core/start_order.ts");
+  assert.deepEqual(startOrder(r.manifest.apps), ["logship", "db", "api", "web"]);
+  assert.equal(r.manifest.apps["db"]?.readyTimeoutMs, 120_000);
+  assert.equal(r.manifest.apps["api"]?.readyTimeoutMs, 60_000);
+});
+
 Deno.test("baton init's one-node manifest: valid as written and with every commented key uncommented", async () => {
   const text = singleNodeManifest("vm");
   const r = await parseManifest(text, "baton.yaml");

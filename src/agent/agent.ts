@@ -8,6 +8,7 @@
 import { CheckScheduler } from "../checks/check_scheduler.ts";
 import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
+import { readyWaitBoundMs } from "../core/ready_wait.ts";
 import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
 import type {
@@ -365,7 +366,11 @@ export class Agent {
   }
 
   /** An event that expects a reply (operator commands, handover requests from a peer). */
-  request(make: (id: string) => Event, timeoutMs = 120_000): Promise<Reply> {
+  request(
+    make: (id: string) => Event,
+    // A switchover and a commit wait for the apps to be ready on the target (ready_wait.ts).
+    timeoutMs = 120_000 + readyWaitBoundMs(this.state.manifest),
+  ): Promise<Reply> {
     const id = crypto.randomUUID();
     return new Promise<Reply>((resolve) => {
       const timer = this.#timers.set(() => {

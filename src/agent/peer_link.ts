@@ -8,6 +8,7 @@ import type { Event, NodeInfo } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
 import { describeZodError, NodeInfoSchema, WitnessReplySchema } from "../peer/messages.ts";
 import { PeerError } from "../peer/client.ts";
+import { readyWaitBoundMs } from "../core/ready_wait.ts";
 
 /** The subset of {@linkcode PeerClient} the link needs (an in-memory twin fits too). */
 export interface PeerTransport {
@@ -180,8 +181,19 @@ export class PeerLink {
       this.#dispatch({ type, to, ok: false, detail: `unknown node ${to}` });
       return;
     }
-    const timeout = Math.max(2_000, m.cluster.heartbeat.deadAfterMs * 2);
-    this.#transport.post<{ ok?: boolean; error?: string; epoch?: number; claiming?: boolean }>(
+    // The target answers a commit once its movable apps are ready (core/ready_wait.ts).
+    const timeout = Math.max(2_000, m.cluster.heartbeat.deadAfterMs * 2) +
+      (phase === "commit" ? readyWaitBoundMs(m) : 0);
+    this.#transport.post<
+      {
+        ok?: boolean;
+        error?: string;
+        epoch?: number;
+        claiming?: boolean;
+        notReady?: unknown;
+        ready?: unknown;
+      }
+    >(
       node.url,
       `/v1/takeover/${phase}`,
       { epoch, reason },
@@ -195,9 +207,17 @@ export class PeerLink {
               typeof reply.epoch === "number"
             ? { epoch: reply.epoch }
             : {}),
+          ...(phase === "commit" && reply.ok === true && typeof reply.notReady === "string"
+            ? { notReady: reply.notReady.slice(0, 500) }
+            : {}),
           ok: reply.ok === true,
           detail: reply.ok === true
-            ? (reply.epoch !== undefined ? `active at epoch ${reply.epoch}` : "acknowledged")
+            ? (reply.epoch !== undefined ? `active at epoch ${reply.epoch}` : "acknowledged") +
+              (typeof reply.notReady === "string"
+                ? `; ${reply.notReady.slice(0, 500)}`
+                : reply.ready === true
+                ? "; every movable app ready"
+                : "")
             : (reply.error ?? "refused"),
         })
       )

@@ -9,6 +9,7 @@
 import type { AppSpec } from "../manifest/types.ts";
 import { allowedHere, human, newApp } from "./node_state.ts";
 import type { Out } from "./out.ts";
+import { markCheckPassed, markStarted } from "./start_order.ts";
 import { type AppState, DEFAULT_STOP, type Event, type NodeState } from "./types.ts";
 
 /** The app's state, created stopped if the core has not seen it yet. */
@@ -51,6 +52,7 @@ export function onStarted(
   app.consecutiveCheckFailures = 0;
   app.lastCheck = null;
   app.stopping = null;
+  markStarted(app, spec, now);
   out.record("info", ev.app, "started", `started as pid ${ev.pid} (epoch ${state.epoch})`);
 }
 
@@ -124,6 +126,7 @@ export function onCheck(
   if (spec.check.type === "process") return;
   app.lastCheck = { ok: ev.ok, at: now, detail: ev.detail };
   if (ev.ok) {
+    markCheckPassed(app, now, out);
     if (app.consecutiveCheckFailures > 0) {
       out.record("info", app.name, "check_ok", `check passes again: ${ev.detail}`);
     }

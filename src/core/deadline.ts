@@ -13,6 +13,7 @@
  */
 import type { NodeState } from "./types.ts";
 import { deadAfterInForce, fenceAfterInForce } from "./settings.ts";
+import { readyWaitDeadline } from "./ready_wait.ts";
 
 /**
  * The earliest core-clock time after `now` at which a tick may act; `Infinity` when no timer
@@ -69,6 +70,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   if (state.role === "standby") at(state.holdNoticeAt);
   if (state.expecting) at(state.expecting.until);
   if (state.switchoverWait) at(state.switchoverWait.until);
+  at(readyWaitDeadline(state));
   if (state.claiming) at(state.claiming.since + dead);
   if (state.role === "failed" && cluster.failedCooldownMs !== null && state.failedAt !== null) {
     at(state.failedAt + cluster.failedCooldownMs);

@@ -83,6 +83,7 @@ export function initNodeState(
     epochFloorKnown: true,
     floorWaitUntil: now,
     heldTimings: null,
+    readyWait: null,
   };
 }
 
@@ -158,6 +159,8 @@ export function newApp(name: string, backoffMs: number): AppState {
     escalated: false,
     stopping: null,
     stopWith: null,
+    readyAt: null,
+    depPids: null,
   };
 }
 

@@ -6,30 +6,53 @@
  */
 import { allowedHere, desiredHere } from "./node_state.ts";
 import { appState } from "./app_policy.ts";
+import {
+  noteDependencies,
+  restartedDependency,
+  startBlocker,
+  startOrder,
+  stopBlocker,
+} from "./start_order.ts";
 import type { Out } from "./out.ts";
 import { type AppState, DEFAULT_STOP, type NodeState, type StopSettings } from "./types.ts";
 
-/** Emit the spawns and stops that make this node's apps match the manifest and its role. */
+/**
+ * Emit the spawns and stops that make this node's apps match the manifest and its role, in
+ * start order (`start_order.ts`): an app starts once the apps it depends on are ready, and a
+ * graceful stop waits for the apps that depend on it to exit.
+ */
 export function reconcile(state: NodeState, now: number, out: Out): void {
-  for (const spec of Object.values(state.manifest.apps)) {
+  for (const name of startOrder(state.manifest.apps)) {
+    const spec = state.manifest.apps[name];
+    if (!spec) continue;
     const app = appState(state, spec);
     const allowed = allowedHere(state, spec);
-    const desired = desiredHere(state, spec, now);
+    const desired = desiredHere(state, spec, now) && startBlocker(state, spec) === null;
     switch (app.phase) {
-      case "running":
+      case "running": {
+        // A graceful stop runs in reverse order: after the apps that depend on this one.
+        const free = stopBlocker(state, name) === null;
+        noteDependencies(state, app, spec);
+        const dep = restartedDependency(state, app, spec);
         if (!allowed) {
           // Outside a handover, a movable app here is one this node must not run a moment
           // longer (it stepped down or fenced itself while the app was still starting).
           const fence = spec.movable && state.handover === null;
-          stop(app, whyNotHere(state), out, fence ? "kill" : "graceful");
+          if (fence) stop(app, whyNotHere(state), out, "kill");
+          else if (free) stop(app, whyNotHere(state), out);
         } else if (
           app.specHash !== spec.hash && !state.maintenance &&
           !(spec.movable && state.resume !== null)
         ) {
           // In maintenance nothing is restarted: the new spec is applied when it ends.
-          stop(app, "manifest changed", out);
+          if (free) stop(app, "manifest changed", out);
+        } else if (
+          dep !== null && free && !state.maintenance && !(spec.movable && state.resume !== null)
+        ) {
+          stop(app, `${dep} is restarting or stopped: restarting after it (dependsOn)`, out);
         }
         break;
+      }
       case "backoff":
         if (!allowed) {
           app.phase = "stopped";
@@ -61,6 +84,8 @@ function spawn(state: NodeState, app: AppState, out: Out): void {
   const spec = state.manifest.apps[app.name];
   if (!spec) return;
   app.stopWith = { ...spec.stop };
+  app.depPids = null;
+  noteDependencies(state, app, spec); // the processes it starts under (all ready)
   out.push({ type: "spawn", app: app.name, epoch: state.epoch, spec });
 }
 

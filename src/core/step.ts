@@ -40,6 +40,8 @@ import {
   tickCluster,
 } from "./takeover.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
+import { markStarted } from "./start_order.ts";
+import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -136,11 +138,13 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   noteResumeEvidence(state, event);
   settleResume(state, now, out);
   progressSwitchover(state, now, out);
+  endStaleCommit(state, out);
   resolveEscalations(state, now, out);
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
   reconcile(state, now, out);
   progressHandover(state, now, out);
+  progressReadyWait(state, now, out);
   syncChecks(state, out);
   out.persist(state);
   return { state, actions: out.actions };
@@ -210,6 +214,7 @@ function onBoot(
     app.startedAt = now;
     app.restarts = a.restarts;
     app.stopWith = spec ? { ...spec.stop } : null;
+    markStarted(app, spec, now); // an interface check: ready at its first pass
     state.apps[a.app] = app;
     out.record("info", a.app, "adopted", `adopted pid ${a.pid}, still running from before`);
   }

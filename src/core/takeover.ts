@@ -27,6 +27,7 @@ import {
   setRole,
 } from "./node_state.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
+import { awaitReady, switchoverOutcome } from "./ready_wait.ts";
 import type { Out } from "./out.ts";
 import { deadAfterInForce, fenceAfterInForce, releaseHeldTimings } from "./settings.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
@@ -558,14 +559,7 @@ export function onCommitResult(
       `${ev.to} did not confirm (${ev.detail}); it takes over when it sees this node ${state.role}`,
     );
   }
-  if (h.requestId) {
-    out.push({
-      type: "reply",
-      id: h.requestId,
-      status: 200,
-      body: { ok: true, to: ev.to, confirmed: ev.ok, detail: ev.detail },
-    });
-  }
+  switchoverOutcome(state, h, ev, out); // success only if every app is ready there (ready_wait.ts)
   state.handover = null;
 }
 
@@ -611,7 +605,8 @@ export function onCommit(
   if (ev.epoch < state.epoch && state.role !== "active") {
     return reply(409, { ok: false, error: `stale epoch ${ev.epoch} (ours ${state.epoch})` });
   }
-  if (state.role === "active") return reply(200, { ok: true, epoch: state.epoch, already: true });
+  // Already active (the handover was seen in a heartbeat first): answered once ready too.
+  if (state.role === "active") return awaitReady(state, ev.id, ev.from, now, out);
   if (state.role === "failed") return reply(409, { ok: false, error: "this node is failed" });
   if (state.maintenance) return reply(409, { ok: false, error: "this node is in maintenance" });
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
@@ -620,11 +615,8 @@ export function onCommit(
   // The handover's epoch is the sender's: ours must be above it.
   from.epoch = Math.max(from.epoch, ev.epoch);
   state.epochFloorKnown = true;
-  if (takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out)) {
-    reply(200, { ok: true, epoch: state.epoch });
-  } else {
-    reply(200, { ok: true, epoch: state.claiming?.epoch ?? state.epoch, claiming: true });
-  }
+  takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out);
+  awaitReady(state, ev.id, ev.from, now, out); // answered once the apps are ready (ready_wait.ts)
 }
 
 // ---------------------------------------------------------------- operator commands

@@ -64,6 +64,16 @@ export interface AppState {
   stopping: { reason: string; restartAfterMs: number | null } | null;
   /** Stop settings of the spec the current process was started from (null: none runs). */
   stopWith: StopSettings | null;
+  /**
+   * When the current process became ready (its check passed once, or it runs, for a `process`
+   * check); null: not yet. Read only while `phase` is running (see `start_order.ts`).
+   */
+  readyAt?: number | null;
+  /**
+   * The pid of each app it depends on when this process was started (or adopted): a different
+   * one means that dependency restarted, so this app restarts after it.
+   */
+  depPids?: Record<string, number | null> | null;
 }
 
 /** What this node knows of a peer. */
@@ -268,6 +278,18 @@ export interface NodeState {
   floorWaitUntil: number;
   /** Timings kept from before a reload until every peer acknowledged the new settings. */
   heldTimings: HeldTimings | null;
+  /** A handover commit answered once every movable app is ready here (see `ready_wait.ts`). */
+  readyWait?: ReadyWait | null;
+}
+
+/** The commit of a handover to this node, waiting for its movable apps to be ready. */
+export interface ReadyWait {
+  /** The commit request to answer. */
+  id: string;
+  from: string;
+  since: number;
+  /** The wait ends by this time whatever the apps do (the sender's request times out later). */
+  until: number;
 }
 
 /** The view of a node that peers exchange in heartbeats. */
@@ -342,7 +364,15 @@ export type Event =
   | { type: "takeover_commit"; id: string; from: string; epoch: number; reason: string }
   | { type: "prepare_result"; to: string; ok: boolean; detail: string }
   /** `epoch`: the peer said it is now active at this epoch. */
-  | { type: "commit_result"; to: string; ok: boolean; detail: string; epoch?: number }
+  | {
+    type: "commit_result";
+    to: string;
+    ok: boolean;
+    detail: string;
+    epoch?: number;
+    /** The peer took over, but this movable app was not ready within its `readyTimeout`. */
+    notReady?: string;
+  }
   | { type: "fence_result"; ok: boolean; detail: string }
   | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
   | { type: "command"; id: string; command: Command };
@@ -378,6 +408,7 @@ export type CoreRecordKind =
   | "lease_resumed"
   | "maintenance"
   | "manifest_mismatch"
+  | "not_ready"
   | "no_handover"
   | "peer_down"
   | "peer_restarted"
@@ -385,6 +416,7 @@ export type CoreRecordKind =
   | "peer_up"
   | "prepare"
   | "prepare_refused"
+  | "ready"
   | "reload"
   | "restart"
   | "resuming"

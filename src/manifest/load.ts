@@ -28,6 +28,7 @@ import {
 } from "yaml";
 import { dirname, resolve } from "node:path";
 import type { z } from "zod";
+import { dependsProblems } from "./depends.ts";
 import { formatDuration } from "./duration.ts";
 import { resolveRunAs, systemUserDb } from "./app_user.ts";
 import {
@@ -327,6 +328,7 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     const app = _lenient(AppSchema, value);
     if (app !== null) _reportApp(name, app, nodeNames, d);
   }
+  for (const p of dependsProblems(apps, nodeNames)) d.error(p.path, p.message);
 
   const witness = cluster["witness"];
   if (nodeNames.length === 2 && witness == null) {
@@ -566,6 +568,8 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       },
       stop: { signal: app.stop.signal, timeoutMs: app.stop.timeout },
       ..._trustSpec(app),
+      dependsOn: app.dependsOn,
+      readyTimeoutMs: app.readyTimeout,
     };
     const { command, cwd, env, check, stop, movable, nodes: where, runAs, inheritEnv } = spec;
     const hash = await _sha256Hex(

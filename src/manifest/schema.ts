@@ -352,6 +352,13 @@ export const AppSchema = z.strictObject({
   check: CheckSchema.default({ type: "process" }),
   restart: RestartSchema.prefault({}),
   stop: StopSchema.prefault({}),
+  // Start order and readiness (issue #13 item 2): validated across apps in `depends.ts`.
+  dependsOn: z
+    .array(z.string({ error: _wrong("an app name", _quoteHint) }), {
+      error: _wrong("a list of app names such as [db, cache]"),
+    })
+    .default([]),
+  readyTimeout: PositiveDurationSchema.default(60_000),
 }, { error: _wrong("an app mapping with at least a command") });
 
 /** One node under `nodes:`. */

@@ -54,6 +54,13 @@ export interface AppSpec {
   runAs?: RunAs;
   /** `inheritEnv:` names of the agent's variables passed on (absent: none). */
   inheritEnv?: string[];
+  /**
+   * Apps that must be ready before this one starts (systemd's `Requires=` + `After=`): it
+   * stops before them and restarts after them. Absent: none (the loader always fills it).
+   */
+  dependsOn?: string[];
+  /** How long a switchover waits for this app to be ready on the target. Absent: 60 s. */
+  readyTimeoutMs?: number;
   /** Stable hash of everything that needs a restart when it changes. */
   hash: string;
 }

@@ -37,6 +37,10 @@ export interface AppOptions {
   /** Spec hash; default `<name>-v1`. */
   hash?: string;
   command?: string[];
+  /** `dependsOn` (start order and readiness). */
+  dependsOn?: string[];
+  /** `readyTimeout`, in milliseconds. */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -59,6 +63,8 @@ export function appSpec(name: string, opts: AppOptions = {}): AppSpec {
     restart: { ...RESTART, ...opts.restart },
     stop: { signal: "SIGTERM", timeoutMs: 5_000 },
     hash: opts.hash ?? `${name}-v1`,
+    ...(opts.dependsOn ? { dependsOn: opts.dependsOn } : {}),
+    ...(opts.readyTimeoutMs !== undefined ? { readyTimeoutMs: opts.readyTimeoutMs } : {}),
   };
 }
 
