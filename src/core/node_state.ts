@@ -83,6 +83,7 @@ export function initNodeState(
     epochFloorKnown: true,
     floorWaitUntil: now,
     heldTimings: null,
+    vipHeld: null,
   };
 }
 

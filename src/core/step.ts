@@ -40,6 +40,7 @@ import {
   tickCluster,
 } from "./takeover.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
+import { syncVips } from "./vip.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -137,8 +138,11 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   settleResume(state, now, out);
   progressSwitchover(state, now, out);
   resolveEscalations(state, now, out);
+  // Floating IPs go with the SIGKILLs of a step-down, before the save; they come after it.
+  syncVips(state, out, false);
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
+  syncVips(state, out, true);
   reconcile(state, now, out);
   progressHandover(state, now, out);
   syncChecks(state, out);
