@@ -23,7 +23,10 @@ export interface GuardPort {
   arm(uptimeMs: number): void;
   /** No lease: the guard kills nothing. */
   disarm(): void;
-  /** What to kill on expiry: `cg <dir>` and `pg <pgid> <starttime>` lines. */
+  /**
+   * What to kill on expiry: `cg <dir>` and `pg <pgid> <starttime>` lines, then the floating IPs
+   * to remove: `ip <address/prefix> <interface>` lines.
+   */
   setTargets(lines: string[]): void;
   /** For status. */
   status(): { pid: number | null; lease: GuardLease; replaced: number; error: string | null };
@@ -167,7 +170,11 @@ export class GuardLeaseDriver implements LeaseSink {
   }
 }
 
-/** Targets of the guard: every movable app's cgroup, and the process group of each running one. */
+/**
+ * Targets of the guard: every movable app's cgroup, the process group of each running one, and
+ * every floating IP (removed on expiry whether or not this node added it: past its lease it
+ * must hold none).
+ */
 function _targets(state: NodeState, cgroups: NodeCgroups | null): string[] {
   const lines: string[] = [];
   for (const spec of Object.values(state.manifest.apps)) {
@@ -176,5 +183,7 @@ function _targets(state: NodeState, cgroups: NodeCgroups | null): string[] {
     const app = state.apps[spec.name];
     if (app?.pid != null && app.startTime != null) lines.push(`pg ${app.pid} ${app.startTime}`);
   }
+  // The floating IPs go with the apps, after them (the guard reads its targets in order).
+  for (const v of state.manifest.cluster.vip ?? []) lines.push(`ip ${v.cidr} ${v.interface}`);
   return lines;
 }
