@@ -147,7 +147,9 @@ export const VipSchema = z.strictObject({
     const c = parseCidr(text);
     if (typeof c === "string") ctx.addIssue({ code: "custom", message: c, input: text });
   }),
-  interface: z.string({ error: (iss) => _expectedIf(iss.input) }).superRefine((text, ctx) => {
+  interface: z.string({
+    error: (iss) => iss.input === undefined ? undefined : _expectedIf(iss.input),
+  }).superRefine((text, ctx) => {
     if (!INTERFACE_PATTERN.test(text) || text === "." || text === "..") {
       ctx.addIssue({ code: "custom", message: _expectedIf(text), input: text });
     }
