@@ -40,13 +40,16 @@ export const VIP_COMMAND_TIMEOUT_MS = 5_000;
  * const held = await host.list("eth0"); // e.g. ["10.0.0.5", "fe80::1"]
  * ```
  */
-export function realVipHost(): VipHost {
-  const ip = findCommand("ip") ?? "ip";
+export function realVipHost(opts: { netns?: string } = {}): VipHost {
+  const ipPath = findCommand("ip") ?? "ip";
+  const ns = opts.netns;
+  // `netns`: a named network namespace (tests): `ip -n NS`, and the announcers inside it.
+  const ip = (args: string[]) => _run(ipPath, ns === undefined ? args : ["-n", ns, ...args]);
   const announcers = new Set<Deno.ChildProcess>();
   return {
-    list: async (iface) => parseIpAddrShow(await _run(ip, ["-o", "addr", "show", "dev", iface])),
+    list: async (iface) => parseIpAddrShow(await ip(["-o", "addr", "show", "dev", iface])),
     add: async (v) => {
-      await _run(ip, [
+      await ip([
         "addr",
         "add",
         v.cidr,
@@ -57,10 +60,10 @@ export function realVipHost(): VipHost {
     },
     remove: async (v) => {
       try {
-        await _run(ip, ["addr", "del", v.cidr, "dev", v.interface]);
+        await ip(["addr", "del", v.cidr, "dev", v.interface]);
       } catch (err) {
         // Absent already ("Cannot assign requested address"): the wanted outcome.
-        const still = await _run(ip, ["-o", "addr", "show", "dev", v.interface])
+        const still = await ip(["-o", "addr", "show", "dev", v.interface])
           .then(parseIpAddrShow, () => null);
         if (still === null || still.includes(v.address)) throw err;
       }
