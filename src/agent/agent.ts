@@ -10,6 +10,7 @@ import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
 import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
+import { vipKey } from "../core/vip.ts";
 import type {
   Action,
   AdoptedApp,
@@ -490,6 +491,17 @@ export class Agent {
         this.#persist(action.state);
         continue;
       }
+      if (action.type === "vip" && action.op === "remove") {
+        // Removing is always safe: it starts at once (nothing queued holds it back), and what
+        // comes after it (a handover's commit) waits until the addresses are gone.
+        // The guard keeps its lease meanwhile: it removes them itself if this agent is late.
+        const gone = this.#opts.vip?.apply(action);
+        if (gone) {
+          this.#chain = this.#chain.then(() => gone);
+          this.#opts.lease?.hold?.(gone);
+        }
+        continue;
+      }
       // The durable state this action runs under: the latest barrier queued before it.
       const need = this.#barrierGen;
       const lastSave = action.type === "reply" ? this.#lastSave : null;
@@ -592,15 +604,13 @@ export class Agent {
         return;
       }
       case "vip": {
-        const vip = this.#opts.vip;
-        if (!vip) return;
-        const order = {
-          op: action.op,
-          vips: action.vips,
-          adopt: action.adopt,
-          reason: action.reason,
-        };
-        return vip.apply(order, action.op === "add" ? failedPersist : null);
+        if (action.op === "remove") return; // carried out in #execute, not queued
+        // An add (removals do not wait in the queue: see #execute). One the core withdrew
+        // while it waited for its save (the node stepped down) is dropped.
+        const held = new Set((this.state.vipHeld ?? []).map(vipKey));
+        const vips = action.vips.filter((v) => held.has(vipKey(v)));
+        if (!this.#opts.vip || vips.length === 0) return;
+        return this.#opts.vip.apply({ ...action, vips }, failedPersist);
       }
       case "stop": {
         this.#opts.runner.stop(action.app, action.pid, {

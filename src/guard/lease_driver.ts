@@ -75,6 +75,11 @@ export interface LeaseSink {
   status(): Record<string, unknown>;
   /** Agent shutdown: the guard keeps its lease. */
   close(): void;
+  /**
+   * Keep the lease the guard holds (no disarm) until `until` settles: a step-down's floating
+   * IPs are still being removed, and if the agent is too slow the guard removes them on time.
+   */
+  hold?(until: Promise<unknown>): void;
 }
 
 /**
@@ -98,6 +103,8 @@ export class GuardLeaseDriver implements LeaseSink {
   #report: GuardReport = () => {};
   #memory: LeaseMemory = { bootActiveSince: null, maintenanceSince: null };
   #lastNow = 0;
+  #lastState: NodeState | null = null;
+  #holds = 0;
   #error: string | null = null;
 
   /** `cgroups`: the node's app cgroups, if apps run in them; `host`: where the guard runs. */
@@ -121,10 +128,26 @@ export class GuardLeaseDriver implements LeaseSink {
     if (changed || event.type === "boot" || event.type === "manifest") {
       this.#guard.setTargets(_targets(state, this.#cgroups));
     }
+    this.#lastState = state;
     const order = leaseOrder(state, this.#memory);
     if (order === null) return;
+    if (order.kind === "disarm" && this.#holds > 0) return; // see hold()
     if (order.kind === "arm") this.#guard.arm(this.#host.toUptime(order.deadline));
     else this.#guard.disarm();
+  }
+
+  /** {@inheritDoc LeaseSink.hold} */
+  hold(until: Promise<unknown>): void {
+    this.#holds++;
+    const release = () => {
+      this.#holds--;
+      const state = this.#lastState;
+      if (this.#holds === 0 && state !== null && this.#guard !== null) {
+        const order = leaseOrder(state, this.#memory);
+        if (order?.kind === "disarm") this.#guard.disarm();
+      }
+    };
+    until.then(release, release);
   }
 
   /** {@inheritDoc LeaseSink.status} */

@@ -38,7 +38,7 @@ export interface VipStatus {
   error: string | null;
 }
 
-/** A `vip` order of the core. */
+/** A `vip` order of the core (its action; `type` is ignored). */
 export interface VipOrder {
   op: "add" | "remove";
   vips: VipSpec[];
