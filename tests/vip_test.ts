@@ -236,3 +236,17 @@ Deno.test("VipDriver: a boot cleanup removes a leftover (warned) and says nothin
   assert.equal(twin.addrs.get("eth0")?.size, 0);
   assert.match(reports[0] ?? "", /^warn vip_removed: 10.0.0.100\/24 off eth0 \(a leftover\)/);
 });
+
+Deno.test("README's Floating IPs example loads (with a node added), as the section says", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const at = readme.indexOf("\n### Floating IPs\n");
+  assert.ok(at >= 0, "README has a Floating IPs section");
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+  assert.ok(block, "the Floating IPs section has a yaml block");
+  const result = await parseManifest(block + NODES, "README.md");
+  assert.ok(result.ok, result.ok ? "" : JSON.stringify(result.errors));
+  assert.deepEqual(result.manifest.cluster.vip?.map((v) => `${v.cidr} ${v.interface}`), [
+    "10.0.0.100/24 eth0",
+    "2001:db8::100/64 eth0",
+  ]);
+});
