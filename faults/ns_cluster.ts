@@ -50,6 +50,8 @@ export interface NsClusterOptions {
   interval?: string;
   deadAfter?: string;
   fenceAfter?: string;
+  /** More lines under `cluster:` (indented by two spaces), e.g. a `vip:` list. */
+  clusterLines?: string[];
 }
 
 const hasCurl = (() => {
@@ -94,6 +96,7 @@ export class NsCluster {
       ...(opts.witnessHost
         ? [`  witness: "http://${t.addr(opts.witnessHost)}:${WITNESS_PORT}"`]
         : ["  witness: none"]),
+      ...(opts.clusterLines ?? []),
       "nodes:",
       ...opts.nodes.map((n) =>
         `  ${n.name}: { url: "http://${t.addr(n.name)}:${AGENT_PORT}", priority: ${n.priority} }`

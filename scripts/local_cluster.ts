@@ -69,6 +69,8 @@ export interface Status {
   }[];
   warnings: string[];
   events: { kind: string; app: string | null; message: string; level: string }[];
+  /** Floating IPs (`cluster.vip`), when configured. */
+  vips?: { address: string; interface: string; held: boolean; error: string | null }[];
 }
 
 /** Options of {@linkcode LocalCluster}. */

@@ -45,6 +45,16 @@ export function formatStatus(doc: StatusDoc): string {
       );
     }
   }
+  if (doc.vips?.length) {
+    lines.push("");
+    lines.push("FLOATING IP          INTERFACE        HELD");
+    for (const v of doc.vips) {
+      lines.push(
+        `${v.address.padEnd(20)} ${v.interface.padEnd(16)} ${v.held ? "yes" : "no"}` +
+          (v.error ? `  ! ${v.error}` : ""),
+      );
+    }
+  }
   if (doc.witness) {
     lines.push(
       `witness ${doc.witness.url}: ${doc.witness.reachable ? "reachable" : "UNREACHABLE"}` +

@@ -120,11 +120,12 @@ Deno.test("baton init's one-node manifest: valid as written and with every comme
   await assertUncommentedValid("baton.yaml", text, ["witness", "failedCooldown", "beta", "expect"]);
 });
 
-Deno.test("README manifest example: fence, failedCooldown, tls, nodes, expect, initialDelay uncomment where they belong", async () => {
+Deno.test("README manifest example: fence, failedCooldown, tls, vip, nodes, expect, initialDelay uncomment where they belong", async () => {
   await assertUncommentedValid("README.md", await readmeManifest(), [
     "fence",
     "failedCooldown",
     "tls",
+    "vip",
     "nodes",
     "expect",
     "initialDelay",

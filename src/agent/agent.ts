@@ -11,6 +11,7 @@ import { nextDeadline } from "../core/deadline.ts";
 import { readyWaitBoundMs } from "../core/ready_wait.ts";
 import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
+import { vipKey } from "../core/vip.ts";
 import type {
   Action,
   AdoptedApp,
@@ -31,6 +32,7 @@ import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
+import type { VipSink } from "../vip/vip_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
@@ -95,6 +97,8 @@ export interface AgentOptions {
   onRecord?: (rec: EventRecord) => void;
   /** The lease that outlives the agent (src/guard/): told after every step. Absent: none. */
   lease?: LeaseSink;
+  /** Floating IPs (`cluster.vip`, src/vip/): carries out the core's `vip` orders. Absent: none. */
+  vip?: VipSink;
   /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
   checkReboot?: () => Promise<boolean | null>;
   /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
@@ -177,6 +181,7 @@ export class Agent {
       this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail });
     });
     opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
+    opts.vip?.attach((level, kind, message) => this.#record(level, null, kind, message));
   }
 
   /**
@@ -439,6 +444,11 @@ export class Agent {
     if (runner.containment) {
       for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
     }
+    const vips = this.state.manifest.cluster.vip ?? [];
+    if (this.#opts.vip && vips.length > 0) {
+      doc.vips = this.#opts.vip.status(vips);
+      for (const v of doc.vips) if (v.error !== null) doc.warnings.push(`VIP: ${v.error}`);
+    }
     if (this.#opts.lease) {
       doc.guard = this.#opts.lease.status();
       const error = doc.guard["error"];
@@ -471,6 +481,7 @@ export class Agent {
     this.#checks.stopAll();
     this.#opts.runner.detachAll();
     this.#opts.lease?.close();
+    this.#opts.vip?.close();
     for (const resolve of this.#pending.values()) {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }
@@ -498,6 +509,17 @@ export class Agent {
         this.#persist(action.state);
         continue;
       }
+      if (action.type === "vip" && action.op === "remove") {
+        // Removing is always safe: it starts at once (nothing queued holds it back), and what
+        // comes after it (a handover's commit) waits until the addresses are gone.
+        // The guard keeps its lease meanwhile: it removes them itself if this agent is late.
+        const gone = this.#opts.vip?.apply(action);
+        if (gone) {
+          this.#chain = this.#chain.then(() => gone);
+          this.#opts.lease?.hold?.(gone);
+        }
+        continue;
+      }
       // The durable state this action runs under: the latest barrier queued before it.
       const need = this.#barrierGen;
       const lastSave = action.type === "reply" ? this.#lastSave : null;
@@ -510,7 +532,15 @@ export class Agent {
         const unsaved = this.#durableGen < need
           ? (this.#persistError ?? "cannot write state")
           : replyError;
-        this.#perform(action, unsaved);
+        // A movable app starts only with its floating IPs (an add refused or failed before).
+        const addresses = action.type === "spawn" && action.spec.movable && unsaved === null
+          ? this.#opts.vip?.ensure()
+          : null;
+        if (addresses) await addresses;
+        // A floating-IP order is awaited: the apps start after their addresses, and the peer
+        // hears of a handover only once they are gone.
+        const done = this.#perform(action, unsaved);
+        if (done) await done;
       }).catch((err) =>
         // A rejected chain would hold back every later action for good.
         this.#record("error", null, "internal_error", `${action.type}: ${errText(err)}`)
@@ -547,7 +577,7 @@ export class Agent {
     return this.#persistError;
   }
 
-  #perform(action: Action, failedPersist: string | null): void {
+  #perform(action: Action, failedPersist: string | null): Promise<void> | void {
     const m = this.state.manifest;
     switch (action.type) {
       case "spawn": {
@@ -592,6 +622,15 @@ export class Agent {
           (err) => this.dispatch({ type: "app_start_failed", app: spec.name, error: errText(err) }),
         );
         return;
+      }
+      case "vip": {
+        if (action.op === "remove") return; // carried out in #execute, not queued
+        // An add (removals do not wait in the queue: see #execute). One the core withdrew
+        // while it waited for its save (the node stepped down) is dropped.
+        const held = new Set((this.state.vipHeld ?? []).map(vipKey));
+        const vips = action.vips.filter((v) => held.has(vipKey(v)));
+        if (!this.#opts.vip || vips.length === 0) return;
+        return this.#opts.vip.apply({ ...action, vips }, failedPersist);
       }
       case "stop": {
         const known = this.state.apps[action.app];

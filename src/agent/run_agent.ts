@@ -23,6 +23,8 @@ import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
 import { GuardLeaseDriver, realGuardHost } from "../guard/lease_driver.ts";
+import { realVipHost } from "../vip/ip_addr.ts";
+import { VipDriver } from "../vip/vip_driver.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -84,6 +86,8 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     runner,
     // The movable apps die when the lease runs out, even if this agent is dead or paused.
     lease: new GuardLeaseDriver(runner.cgroups, realGuardHost(`${opts.stateDir}/guard`)),
+    // Floating IPs (cluster.vip): `ip addr` and gratuitous ARP / unsolicited NA.
+    vip: new VipDriver(realVipHost()),
     transport: obs.transport,
     checks: obs.checks,
     onRecord: obs.onRecord,

@@ -67,6 +67,8 @@ export interface StatusDoc {
   eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
   /** The per-host guard holding the lease (filled in by the agent; absent without one). */
   guard?: Record<string, unknown>;
+  /** Each floating IP (`cluster.vip`) and whether this node holds it (filled in by the agent). */
+  vips?: { address: string; interface: string; held: boolean; error: string | null }[];
 }
 
 /** Build the status document. */

@@ -84,6 +84,7 @@ export function initNodeState(
     floorWaitUntil: now,
     heldTimings: null,
     readyWait: null,
+    vipHeld: null,
   };
 }
 

@@ -42,6 +42,7 @@ import {
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
 import { markStarted } from "./start_order.ts";
 import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
+import { syncVips } from "./vip.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -140,8 +141,11 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   progressSwitchover(state, now, out);
   endStaleCommit(state, out);
   resolveEscalations(state, now, out);
+  // Floating IPs go with the SIGKILLs of a step-down, before the save; they come after it.
+  syncVips(state, out, false);
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
+  syncVips(state, out, true);
   reconcile(state, now, out);
   progressHandover(state, now, out);
   progressReadyWait(state, now, out);

@@ -28,6 +28,7 @@ import {
 } from "./node_state.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import { awaitReady, switchoverOutcome } from "./ready_wait.ts";
+import { releaseVips } from "./vip.ts";
 import type { Out } from "./out.ts";
 import { deadAfterInForce, fenceAfterInForce, releaseHeldTimings } from "./settings.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
@@ -472,6 +473,8 @@ export function progressHandover(state: NodeState, now: number, out: Out): void 
     state.manifest.apps[a.name]?.movable && (a.pid !== null || a.phase === "starting")
   );
   if (stillRunning) return;
+  // The addresses go with the apps, before the peer is told to start them (vip.ts).
+  releaseVips(state, out, `movable apps stopped: handing over to ${h.to}`);
   const fence = state.manifest.cluster.fence;
   if (h.kind === "escalation" && fence) {
     h.phase = "fencing";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { AppSpec, CheckSpec, Manifest } from "../manifest/types.ts";
+import type { AppSpec, CheckSpec, Manifest, VipSpec } from "../manifest/types.ts";
 import type { ClusterSettings, HeldTimings } from "./settings.ts";
 
 /** A node's role in the cluster. */
@@ -278,6 +278,11 @@ export interface NodeState {
   floorWaitUntil: number;
   /** Timings kept from before a reload until every peer acknowledged the new settings. */
   heldTimings: HeldTimings | null;
+  /**
+   * Floating IPs this node ordered up and not down since (see `vip.ts`); null after a boot,
+   * until the first order says what this node holds.
+   */
+  vipHeld: VipSpec[] | null;
   /** A handover commit answered once every movable app is ready here (see `ready_wait.ts`). */
   readyWait?: ReadyWait | null;
 }
@@ -449,7 +454,11 @@ export type DriverRecordKind =
   | "persist_failed"
   | "reload_refused"
   | "stale_killed"
-  | "stop_failed";
+  | "stop_failed"
+  | "vip_added"
+  | "vip_conflict"
+  | "vip_error"
+  | "vip_removed";
 
 /** Every kind of event record. */
 export type RecordKind = CoreRecordKind | DriverRecordKind;
@@ -485,4 +494,10 @@ export type Action =
   | { type: "send_prepare"; to: string; epoch: number; reason: string }
   | { type: "send_commit"; to: string; epoch: number; reason: string }
   | { type: "fence"; command: string[] }
-  | { type: "reply"; id: string; status: number; body: Record<string, unknown> };
+  | { type: "reply"; id: string; status: number; body: Record<string, unknown> }
+  /**
+   * Floating IPs: add them (after the epoch is persisted, before a movable app starts) or remove
+   * them (as soon as the movable apps stop). `adopt`: addresses already present were this node's
+   * (a boot that resumes the active role); otherwise one already present is a conflict.
+   */
+  | { type: "vip"; op: "add" | "remove"; vips: VipSpec[]; adopt: boolean; reason: string };

@@ -10,7 +10,8 @@
  *
  * When the deadline passes it SIGKILLs every target listed in `DIR/targets` (`cg <dir>`: the
  * whole cgroup, by `cgroup.kill` or by its `cgroup.procs`; `pg <pgid> <starttime>`: the process
- * group, only if its leader still has that start time), appends `<uptime-ms> <reason>` to
+ * group, only if its leader still has that start time), removes each floating IP listed
+ * (`ip <address/prefix> <interface>`, after the kills: `ip addr del`), appends `<uptime-ms> <reason>` to
  * `DIR/fenced`, and disarms. A SIGTERM, SIGINT or SIGHUP to an armed guard fences at once too.
  * It opens its FIFO read-write, so it never sees an end of file when an agent goes away; if
  * reading it fails anyway, an armed guard fences and exits (never a busy loop). It raises itself
@@ -24,6 +25,7 @@
 export const GUARD_SCRIPT: string = String.raw`
 set -u
 dir=$1
+PATH=$PATH:/usr/sbin:/sbin
 exec 3<>"$dir/fifo" 0</dev/null
 deadline=0 now=0 cmd= arg= t= rem= rc=0
 # Real-time priority (one fork, at start only): on a loaded host a kill must not wait for a CPU.
@@ -46,6 +48,7 @@ _fence() {
           set -f; set -- $rest; set +f
           [ "@{20-}" = "$b" ] && kill -9 -- "-$a" "$a"
         fi 2>/dev/null ;;
+      ip) ip addr del "$a" dev "$b" >/dev/null 2>&1 ;;
     esac
   done <"$dir/targets" 2>/dev/null
   _now

@@ -23,7 +23,10 @@ export interface GuardPort {
   arm(uptimeMs: number): void;
   /** No lease: the guard kills nothing. */
   disarm(): void;
-  /** What to kill on expiry: `cg <dir>` and `pg <pgid> <starttime>` lines. */
+  /**
+   * What to kill on expiry: `cg <dir>` and `pg <pgid> <starttime>` lines, then the floating IPs
+   * to remove: `ip <address/prefix> <interface>` lines.
+   */
   setTargets(lines: string[]): void;
   /** For status. */
   status(): { pid: number | null; lease: GuardLease; replaced: number; error: string | null };
@@ -72,6 +75,11 @@ export interface LeaseSink {
   status(): Record<string, unknown>;
   /** Agent shutdown: the guard keeps its lease. */
   close(): void;
+  /**
+   * Keep the lease the guard holds (no disarm) until `until` settles: a step-down's floating
+   * IPs are still being removed, and if the agent is too slow the guard removes them on time.
+   */
+  hold?(until: Promise<unknown>): void;
 }
 
 /**
@@ -95,6 +103,8 @@ export class GuardLeaseDriver implements LeaseSink {
   #report: GuardReport = () => {};
   #memory: LeaseMemory = { bootActiveSince: null, maintenanceSince: null };
   #lastNow = 0;
+  #lastState: NodeState | null = null;
+  #holds = 0;
   #error: string | null = null;
 
   /** `cgroups`: the node's app cgroups, if apps run in them; `host`: where the guard runs. */
@@ -118,10 +128,26 @@ export class GuardLeaseDriver implements LeaseSink {
     if (changed || event.type === "boot" || event.type === "manifest") {
       this.#guard.setTargets(_targets(state, this.#cgroups));
     }
+    this.#lastState = state;
     const order = leaseOrder(state, this.#memory);
     if (order === null) return;
+    if (order.kind === "disarm" && this.#holds > 0) return; // see hold()
     if (order.kind === "arm") this.#guard.arm(this.#host.toUptime(order.deadline));
     else this.#guard.disarm();
+  }
+
+  /** {@inheritDoc LeaseSink.hold} */
+  hold(until: Promise<unknown>): void {
+    this.#holds++;
+    const release = () => {
+      this.#holds--;
+      const state = this.#lastState;
+      if (this.#holds === 0 && state !== null && this.#guard !== null) {
+        const order = leaseOrder(state, this.#memory);
+        if (order?.kind === "disarm") this.#guard.disarm();
+      }
+    };
+    until.then(release, release);
   }
 
   /** {@inheritDoc LeaseSink.status} */
@@ -167,7 +193,11 @@ export class GuardLeaseDriver implements LeaseSink {
   }
 }
 
-/** Targets of the guard: every movable app's cgroup, and the process group of each running one. */
+/**
+ * Targets of the guard: every movable app's cgroup, the process group of each running one, and
+ * every floating IP (removed on expiry whether or not this node added it: past its lease it
+ * must hold none).
+ */
 function _targets(state: NodeState, cgroups: NodeCgroups | null): string[] {
   const lines: string[] = [];
   for (const spec of Object.values(state.manifest.apps)) {
@@ -176,5 +206,7 @@ function _targets(state: NodeState, cgroups: NodeCgroups | null): string[] {
     const app = state.apps[spec.name];
     if (app?.pid != null && app.startTime != null) lines.push(`pg ${app.pid} ${app.startTime}`);
   }
+  // The floating IPs go with the apps, after them (the guard reads its targets in order).
+  for (const v of state.manifest.cluster.vip ?? []) lines.push(`ip ${v.cidr} ${v.interface}`);
   return lines;
 }

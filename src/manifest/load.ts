@@ -50,6 +50,7 @@ import {
   validate,
 } from "./schema.ts";
 import type { AppSpec, CheckSpec, Manifest, NodeSpec } from "./types.ts";
+import { toVipSpecs } from "./vip.ts";
 
 /** One problem found in a manifest, at a 1-based line and column of `file`. */
 export interface Diagnostic {
@@ -599,6 +600,7 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
     witness: c.witness == null ? null : { url: _trimUrl(c.witness.url), kind: c.witness.kind },
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
+    ...(c.vip && c.vip.length > 0 ? { vip: toVipSpecs(c.vip) } : {}),
     ...(c.watchdog && c.watchdog.mode !== "off"
       ? { watchdog: { mode: c.watchdog.mode, device: c.watchdog.device } }
       : {}),

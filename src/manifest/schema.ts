@@ -18,6 +18,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 import { NOTIFY_KINDS } from "./types.ts";
+import { VipListSchema } from "./vip.ts";
 
 /** Signal names accepted by `stop.signal`. */
 export const KNOWN_SIGNALS = [
@@ -455,6 +456,8 @@ export const ClusterSchema = z.strictObject({
   tls: _TlsSchema.optional(),
   notify: z.array(NotifySinkSchema, { error: _wrong("a list of sinks") }).optional(),
   watchdog: _WatchdogSchema.optional(),
+  // Floating IPs (issue 13, item 1): see vip.ts.
+  vip: VipListSchema.optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

@@ -134,6 +134,17 @@ export interface NotifySink {
   timeoutMs: number;
 }
 
+/** One floating IP (`cluster.vip`), normalized: the address in canonical form. */
+export interface VipSpec {
+  /** Canonical address, as `ip -o addr` prints it. */
+  address: string;
+  prefix: number;
+  family: 4 | 6;
+  /** `address/prefix`. */
+  cidr: string;
+  interface: string;
+}
+
 /** The whole manifest, normalized. */
 export interface Manifest {
   cluster: {
@@ -158,6 +169,8 @@ export interface Manifest {
      * refuses the active role without it. Absent = off.
      */
     watchdog?: { mode: "off" | "automatic" | "required"; device: string };
+    /** Floating IPs the active holds while its movable apps may run (`cluster.vip`). */
+    vip?: VipSpec[];
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;
