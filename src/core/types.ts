@@ -116,8 +116,11 @@ export interface WitnessState {
   active: { node: string; epoch: number; ageMs: number } | null;
   /** The latest exchange with the witness failed (its failure is recorded once). */
   failing: boolean;
-  /** Whether the witness is a baton witness (knows about actives) or only reachable. */
-  kind: "baton" | "http" | null;
+  /**
+   * Whether the witness is a baton witness (knows about actives) or only reachable; `etcd`:
+   * the etcd coordinator (`active` is the key's holder, its create revision the epoch).
+   */
+  kind: "baton" | "http" | "etcd" | null;
   /** Highest epoch a baton witness said it granted or heard: a floor for our next epoch. */
   maxEpoch: number;
 }
@@ -330,7 +333,7 @@ export type Event =
   | {
     type: "witness";
     ok: boolean;
-    kind: "baton" | "http" | null;
+    kind: "baton" | "http" | "etcd" | null;
     active: { node: string; epoch: number; ageMs: number } | null;
     error: string | null;
     /** When the beat this answers was sent. */
@@ -344,7 +347,11 @@ export type Event =
   /** `epoch`: the peer said it is now active at this epoch. */
   | { type: "commit_result"; to: string; ok: boolean; detail: string; epoch?: number }
   | { type: "fence_result"; ok: boolean; detail: string }
-  | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
+  /**
+   * `epoch`: the epoch claimed (matches `claiming`); `granted`: the epoch the arbiter assigned
+   * instead (etcd: the key's create revision), if it assigns one.
+   */
+  | { type: "claim_result"; epoch: number; ok: boolean; detail: string; granted?: number }
   | { type: "command"; id: string; command: Command };
 
 /** Kinds of the records the core emits (what happened, for filters and tests). */

@@ -48,6 +48,7 @@ import {
   validate,
 } from "./schema.ts";
 import type { AppSpec, CheckSpec, Manifest, NodeSpec } from "./types.ts";
+import { coordinatorProblems, CoordinatorSchema } from "./coordinator.ts";
 
 /** One problem found in a manifest, at a 1-based line and column of `file`. */
 export interface Diagnostic {
@@ -328,7 +329,15 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
   }
 
   const witness = cluster["witness"];
-  if (nodeNames.length === 2 && witness == null) {
+  // etcd coordinator (issue 14): its own checks; it arbitrates instead of a witness.
+  const coordinator = cluster["coordinator"] == null
+    ? null
+    : _lenient(CoordinatorSchema, cluster["coordinator"]);
+  if (coordinator !== null) {
+    const interval = _lenient(HeartbeatSchema, cluster["heartbeat"] ?? {})?.interval ?? 200;
+    for (const p of coordinatorProblems(cluster, coordinator, interval)) d.error(p.path, p.message);
+  }
+  if (nodeNames.length === 2 && witness == null && cluster["coordinator"] == null) {
     if (cluster["fence"] == null) {
       d.error(
         ["nodes"],
@@ -568,6 +577,26 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
         defaultFenceAfter(c.heartbeat.interval, c.heartbeat.deadAfter),
     },
     witness: c.witness == null ? null : { url: _trimUrl(c.witness.url), kind: c.witness.kind },
+    ...(c.coordinator
+      ? {
+        coordinator: {
+          etcd: {
+            endpoints: c.coordinator.etcd.endpoints.map(_trimUrl),
+            prefix: c.coordinator.etcd.prefix.replace(/\/+$/, "") || "/",
+            ttlSeconds: c.coordinator.etcd.ttl,
+            tls: c.coordinator.etcd.tls === undefined ? null : {
+              ca: abs(c.coordinator.etcd.tls.ca),
+              cert: c.coordinator.etcd.tls.cert === undefined
+                ? null
+                : abs(c.coordinator.etcd.tls.cert),
+              key: c.coordinator.etcd.tls.key === undefined
+                ? null
+                : abs(c.coordinator.etcd.tls.key),
+            },
+          },
+        },
+      }
+      : {}),
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
     ...(c.watchdog && c.watchdog.mode !== "off"

@@ -18,6 +18,7 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 import { NOTIFY_KINDS } from "./types.ts";
+import { CoordinatorSchema } from "./coordinator.ts";
 
 /** Signal names accepted by `stop.signal`. */
 export const KNOWN_SIGNALS = [
@@ -423,6 +424,8 @@ export const ClusterSchema = z.strictObject({
   tls: _TlsSchema.optional(),
   notify: z.array(NotifySinkSchema, { error: _wrong("a list of sinks") }).optional(),
   watchdog: _WatchdogSchema.optional(),
+  // etcd coordinator (issue 14): instead of witness; see coordinator.ts.
+  coordinator: CoordinatorSchema.optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CoordinatorSpec } from "./coordinator.ts";
 
 /** A check on one app. `process` watches presence only; the others call the app's interface. */
 export type CheckSpec =
@@ -136,6 +137,8 @@ export interface Manifest {
      * refuses the active role without it. Absent = off.
      */
     watchdog?: { mode: "off" | "automatic" | "required"; device: string };
+    /** etcd as the coordinator (`cluster.coordinator.etcd`), instead of a witness; absent: none. */
+    coordinator?: CoordinatorSpec;
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;
