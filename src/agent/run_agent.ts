@@ -21,6 +21,8 @@ import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
 import { GuardLeaseDriver, realGuardHost } from "../guard/lease_driver.ts";
+import { etcdCallTimeoutMs, EtcdCoordinator } from "../coord/etcd_coordinator.ts";
+import { connectEtcd } from "../coord/etcd_port.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -64,6 +66,18 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   });
   // One cgroup v2 per app where the hierarchy is writable, else process groups.
   const runner = new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) });
+  // etcd as the coordinator (issue 14): it arbitrates takeovers instead of a witness.
+  const etcd = manifest.cluster.coordinator?.etcd;
+  const interval = manifest.cluster.heartbeat.intervalMs;
+  const coordinator = etcd
+    ? new EtcdCoordinator(
+      node,
+      manifest.cluster.name,
+      etcd,
+      interval,
+      await connectEtcd(etcd, etcdCallTimeoutMs(interval)),
+    )
+    : null;
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });
   agent = new Agent({
@@ -78,6 +92,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     checks: obs.checks,
     onRecord: obs.onRecord,
     checkReboot: () => checkReboot(opts.stateDir),
+    ...(coordinator ? { coordinator } : {}),
     watchdogFact: watchdog.fact,
     loadManifest: async () => {
       const r = await loadManifestFile(opts.manifestPath);

@@ -67,6 +67,8 @@ export interface StatusDoc {
   eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
   /** The per-host guard holding the lease (filled in by the agent; absent without one). */
   guard?: Record<string, unknown>;
+  /** etcd as the coordinator: reachability, the key's holder, lease time left (src/coord/). */
+  coordinator?: Record<string, unknown>;
 }
 
 /** Build the status document. */

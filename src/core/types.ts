@@ -411,6 +411,7 @@ export type CoreRecordKind =
 
 /** Kinds of the records the drivers write themselves (the agent around the core). */
 export type DriverRecordKind =
+  | "coordinator"
   | "flapping"
   | "guard"
   | "guard_error"
