@@ -75,7 +75,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
       manifest.cluster.name,
       etcd,
       interval,
-      await connectEtcd(etcd, etcdCallTimeoutMs(interval)),
+      await connectEtcd(etcd, etcdCallTimeoutMs(etcd, interval)),
     )
     : null;
   let agent: Agent | null = null;

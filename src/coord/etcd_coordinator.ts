@@ -9,9 +9,9 @@
  *   create revision (`ok: false` when etcd did not answer).
  * - `claim_witness`: grant a fresh lease and, in one transaction, create the key bound to it
  *   only if the key is absent; → `claim_result` with `granted` = the key's create revision
- *   (the epoch, so it only grows). A claim that took longer than the renewal interval plus
- *   {@linkcode CLAIM_SLACK_MS} is given up (its lease revoked): the core counts the new
- *   holder's contact from when it became active, not from the grant.
+ *   (the epoch, so it only grows), and `sentAt` = when the lease was requested: the new term's
+ *   contact counts from there (the lease runs at least `ttl` from then). A claim slower than
+ *   the whole lease window is given up (its lease revoked).
  * - After every step ({@linkcode EtcdCoordinator.observe}): a held key whose node is no longer
  *   active at that epoch is released (its lease revoked, so etcd deletes the key) once no
  *   movable app runs here any more; a resumed active adopts the key it still holds (same node,
@@ -25,7 +25,7 @@
  */
 import type { Event, Level, NodeInfo, NodeState } from "../core/types.ts";
 import type { DriverRecordKind } from "../core/types.ts";
-import type { EtcdSpec } from "../manifest/coordinator.ts";
+import { etcdFenceWindowMs, type EtcdSpec } from "../manifest/coordinator.ts";
 import type { EtcdPort } from "./etcd_port.ts";
 
 /** How the coordinator reports what operators should see (the agent's event log). */
@@ -169,6 +169,15 @@ export class EtcdCoordinator implements CoordinatorSink {
     };
   }
 
+  /** Resolves once every etcd call queued so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    let q: Promise<void>;
+    do {
+      q = this.#queue;
+      await q;
+    } while (q !== this.#queue);
+  }
+
   /** {@inheritDoc CoordinatorSink.close} */
   async close(): Promise<void> {
     this.#closed = true;
@@ -244,13 +253,14 @@ export class EtcdCoordinator implements CoordinatorSink {
   /** Create the key if absent, bound to a fresh lease; → `claim_result`. */
   async #claim(epoch: number): Promise<void> {
     if (this.#closed) return;
-    const result = (ok: boolean, detail: string, granted?: number) =>
+    const result = (ok: boolean, detail: string, granted?: number, sentAt?: number) =>
       this.#dispatch({
         type: "claim_result",
         epoch,
         ok,
         detail,
         ...(granted !== undefined ? { granted } : {}),
+        ...(sentAt !== undefined ? { sentAt } : {}),
       });
     if (this.#held) {
       return result(false, "etcd: the key of an earlier term is still being released");
@@ -272,18 +282,18 @@ export class EtcdCoordinator implements CoordinatorSink {
         );
       }
       const took = this.#now() - t0;
-      if (took > this.#renewMs + CLAIM_SLACK_MS) {
-        // Its lease may run out sooner than the core would count from its activation.
+      const window = etcdFenceWindowMs(this.#spec.ttlSeconds * 1000, this.#renewMs);
+      if (took >= window) {
+        // The new term would have to fence at once: give the key back.
         const id = lease;
         lease = null;
         await this.#port.revoke(id).catch(() => {});
-        const cap = this.#renewMs + CLAIM_SLACK_MS;
-        return result(false, `etcd: the claim took ${Math.round(took)} ms (> ${cap} ms)`);
+        return result(false, `etcd: the claim took ${Math.round(took)} ms (≥ ${window} ms)`);
       }
       this.#held = { lease, revision: r.revision, releasing: false };
       lease = null;
       this.#ok({ node: this.#self, revision: r.revision }, t0);
-      result(true, `etcd: key created at revision ${r.revision}`, r.revision);
+      result(true, `etcd: key created at revision ${r.revision}`, r.revision, t0);
     } catch (err) {
       // The transaction may have succeeded with its answer lost: revoke the lease we granted.
       if (lease !== null) await this.#port.revoke(lease).catch(() => {});
@@ -338,15 +348,11 @@ export class EtcdCoordinator implements CoordinatorSink {
 }
 
 /**
- * A claim (lease grant + transaction) may take at most the renewal interval plus this long: the
- * new holder's fence deadline counts from when it became active, at most that much after the
- * lease was granted, and the rest of the margin (`ETCD_MARGIN_MS` − this) covers the guard.
+ * Bound of one etcd call: a third of the lease window (so two calls can fail and a third still
+ * renew in time), at least 500 ms.
  */
-export const CLAIM_SLACK_MS = 100;
-
-/** Bound of one etcd call: twice the renewal interval, at least 500 ms. */
-export function etcdCallTimeoutMs(renewMs: number): number {
-  return Math.max(500, 2 * renewMs);
+export function etcdCallTimeoutMs(spec: EtcdSpec, renewMs: number): number {
+  return Math.max(500, Math.floor(etcdFenceWindowMs(spec.ttlSeconds * 1000, renewMs) / 3));
 }
 
 function _msg(err: unknown): string {

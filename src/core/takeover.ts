@@ -289,6 +289,12 @@ export function onClaimResult(
   }
   const who = ev.granted !== undefined ? "etcd" : "witness";
   becomeActive(state, `${claim.reason}; ${who} granted epoch ${granted}`, now, out, granted);
+  if (ev.sentAt !== undefined && ev.sentAt <= now) {
+    // etcd: the lease was granted at or after sentAt, so it runs at least ttl from then; the
+    // term's contacts count from there, not from the (later) answer.
+    state.activeSince = ev.sentAt;
+    state.witness.lastAckAt = Math.max(state.witness.lastAckAt ?? ev.sentAt, ev.sentAt);
+  }
 }
 
 // ---------------------------------------------------------------- roles

@@ -349,9 +349,17 @@ export type Event =
   | { type: "fence_result"; ok: boolean; detail: string }
   /**
    * `epoch`: the epoch claimed (matches `claiming`); `granted`: the epoch the arbiter assigned
-   * instead (etcd: the key's create revision), if it assigns one.
+   * instead (etcd: the key's create revision), if it assigns one; `sentAt`: when the grant's
+   * lease was requested (etcd), the earliest moment the new term's contact may count from.
    */
-  | { type: "claim_result"; epoch: number; ok: boolean; detail: string; granted?: number }
+  | {
+    type: "claim_result";
+    epoch: number;
+    ok: boolean;
+    detail: string;
+    granted?: number;
+    sentAt?: number;
+  }
   | { type: "command"; id: string; command: Command };
 
 /** Kinds of the records the core emits (what happened, for filters and tests). */

@@ -168,6 +168,27 @@ export class EtcdCluster {
     );
   }
 
+  /** Name of the member that is raft leader now (null: none answers as leader). */
+  async leader(): Promise<string | null> {
+    const live = this.members.filter((m) => m.process);
+    const r = await this.etcdctl([
+      "--endpoints",
+      live.map((m) => `http://127.0.0.1:${m.clientPort}`).join(","),
+      "endpoint",
+      "status",
+      "-w",
+      "table",
+    ]);
+    for (const row of r.stdout.split("\n")) {
+      const cells = row.split("|").map((c) => c.trim());
+      // | ENDPOINT | ID | VERSION | DB SIZE | IS LEADER | ...
+      if (cells[5] !== "true") continue;
+      const port = Number(new URL(cells[1]!).port);
+      return this.members.find((m) => m.clientPort === port)?.name ?? null;
+    }
+    return null;
+  }
+
   /** Run `etcdctl` (API v3) against the cluster, bounded to 10 s. */
   async etcdctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const all = args.includes("--endpoints")
