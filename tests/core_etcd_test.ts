@@ -208,3 +208,29 @@ Deno.test("etcd core: failsafe: without etcd the active keeps its apps while eve
   assert.equal(b.state.role, "standby");
   assert.equal(a.running().includes("web"), false);
 });
+
+Deno.test("etcd core: a granted claim's term counts from when its lease was requested", () => {
+  const etcd = new TinyEtcd();
+  const m = etcdManifest({ alpha: 2, beta: 1 });
+  const a = boot("alpha", m);
+  let claim: Extract<Action, { type: "claim_witness" }> | undefined;
+  for (let t = 0; t <= 20_000 && !claim; t += 250) {
+    a.feed(etcd.read("alpha", t), t);
+    claim = ofType(a.tick(t), "claim_witness")[0];
+  }
+  assert.ok(claim);
+  const requested = a.now;
+  const answered = requested + 2_000; // a slow etcd
+  a.feed({
+    type: "claim_result",
+    epoch: claim.info.epoch,
+    ok: true,
+    detail: "created",
+    granted: etcd.revision + 1,
+    sentAt: requested,
+  }, answered);
+  assert.equal(a.state.role, "active");
+  assert.equal(a.state.activeSince, requested, "not the (later) answer");
+  assert.equal(a.state.witness.lastAckAt, requested);
+  assert.equal(fenceDeadline(a.state, a.state.activeSince), requested + WINDOW);
+});

@@ -235,3 +235,42 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "etcd: switchover over HTTP moves the app 4 times, each time under a new key revision",
+  ignore: missing !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const nodes = [{ name: "alpha", priority: 100 }, { name: "beta", priority: 50 }];
+    await withWorld("switchover", nodes, async ({ etcd, cluster, run, names }) => {
+      let cur = await theActive(cluster, names);
+      for (let i = 1; i <= 4; i++) {
+        const to = cur.node === "alpha" ? "beta" : "alpha";
+        await cluster.waitFor(`${cur.node} to see ${to} as standby`, async () => {
+          const s = await cluster.status(cur.node);
+          return s?.role === "active" &&
+            s.peers.some((p) => p.name === to && p.reachable && p.role === "standby");
+        }, 30_000);
+        const t0 = performance.now();
+        const r = await cluster.cli(cur.node, "switchover");
+        assert.equal(r.code, 0, `switchover ${i}: ${r.stdout}${r.stderr}`);
+        const next = await theActive(cluster, [to], 30_000);
+        note(
+          `switchover ${i}: ${cur.node} → ${to} at epoch ${next.epoch} in ` +
+            `${Math.round(performance.now() - t0)} ms`,
+        );
+        assert.ok(next.epoch > cur.epoch);
+        assert.deepEqual(await etcdKey(etcd, cluster), {
+          holder: to,
+          createRevision: next.epoch,
+        });
+        await poll("web once, on the target", () => {
+          const c = webCopies(run);
+          return c.length === 1 && c[0]!.node === to;
+        }, 20_000);
+        cur = next;
+      }
+    });
+  },
+});
