@@ -49,6 +49,7 @@ import {
 } from "./schema.ts";
 import type { AppSpec, CheckSpec, Manifest, NodeSpec } from "./types.ts";
 import { coordinatorProblems, CoordinatorSchema } from "./coordinator.ts";
+import { groupProblems, GroupsSchema, normalizeGroups } from "./groups.ts";
 
 /** One problem found in a manifest, at a 1-based line and column of `file`. */
 export interface Diagnostic {
@@ -328,6 +329,16 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     if (app !== null) _reportApp(name, app, nodeNames, d);
   }
 
+  // groups across N hosts (issue 14): apps and nodes they name must exist.
+  const groups = root["groups"];
+  const parsedGroups = groups == null ? null : _lenient(GroupsSchema, groups);
+  if (parsedGroups !== null) {
+    const movable: Record<string, boolean> = {};
+    for (const [name, value] of Object.entries(apps)) {
+      movable[name] = _lenient(AppSchema, value)?.movable ?? true;
+    }
+    for (const p of groupProblems(parsedGroups, movable, nodeNames)) d.error(p.path, p.message);
+  }
   const witness = cluster["witness"];
   // etcd coordinator (issue 14): its own checks; it arbitrates instead of a witness.
   const coordinator = cluster["coordinator"] == null
@@ -541,7 +552,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
   const c = raw.cluster;
   const nodes: Record<string, NodeSpec> = {};
   for (const [name, node] of Object.entries(raw.nodes)) {
-    nodes[name] = { name, url: _trimUrl(node.url), priority: node.priority };
+    nodes[name] = {
+      name,
+      url: _trimUrl(node.url),
+      priority: node.priority,
+      ...(node.maxGroups !== undefined ? { maxGroups: node.maxGroups } : {}),
+    };
   }
   const apps: Record<string, AppSpec> = {};
   for (const [name, app] of Object.entries(raw.apps)) {
@@ -616,8 +632,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       timeoutMs: n.timeout,
     })),
   };
-  const hash = await _sha256Hex(_canonicalJson({ cluster, nodes, apps }));
-  return { cluster, nodes, apps, hash, path };
+  const hash = await _sha256Hex(
+    _canonicalJson({ cluster, nodes, apps, ...(raw.groups ? { groups: raw.groups } : {}) }),
+  );
+  const movable = Object.fromEntries(Object.values(apps).map((a) => [a.name, a.movable]));
+  const groups = normalizeGroups(raw.groups ?? {}, movable);
+  return { cluster, nodes, apps, groups, hash, path };
 }
 
 /**

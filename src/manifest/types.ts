@@ -5,6 +5,7 @@
  * @module
  */
 import type { CoordinatorSpec } from "./coordinator.ts";
+import type { GroupSpec } from "./groups.ts";
 
 /** A check on one app. `process` watches presence only; the others call the app's interface. */
 export type CheckSpec =
@@ -59,6 +60,8 @@ export interface NodeSpec {
   name: string;
   url: string;
   priority: number;
+  /** How many groups of movable apps it may run at once (issue 14); absent: no limit. */
+  maxGroups?: number;
 }
 
 /** The witness: a third party both nodes can reach, used to break partitions. */
@@ -142,6 +145,11 @@ export interface Manifest {
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;
+  /**
+   * Groups of movable apps (issue 14; `default` holds the movable apps outside every group),
+   * sorted by name. Absent in hand-built manifests. Not acted on yet: see groups.ts.
+   */
+  groups?: GroupSpec[];
   /** Hash of the whole manifest as parsed; peers compare it. */
   hash: string;
   /** Absolute path of the file it was read from (for resolving relative paths). */
