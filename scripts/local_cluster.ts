@@ -77,6 +77,8 @@ export interface Status {
 export interface LocalClusterOptions {
   nodes: { name: string; priority: number }[];
   witness?: boolean;
+  /** Lines of a `coordinator:` block under `cluster:` (indented by 2), instead of a witness. */
+  coordinator?: string;
   /** YAML of the `apps:` section body (indented by 2), given the app ports. */
   apps: (ports: number[]) => string;
   /** Number of app ports to reserve. */
@@ -156,7 +158,7 @@ export class LocalCluster {
       "  secretFile: ./baton.secret",
       `  heartbeat: { interval: ${o.interval ?? "100ms"}, deadAfter: ${o.deadAfter ?? "600ms"}` +
       (o.fenceAfter ? `, fenceAfter: ${o.fenceAfter}` : "") + " }",
-      ...(o.witness
+      ...(o.coordinator ? [o.coordinator] : o.witness
         ? [
           `  witness: "${o.witnessScheme ?? "http"}://${this.host("witness")}:${this.witnessPort}"`,
         ]

@@ -61,6 +61,17 @@ export function formatStatus(doc: StatusDoc): string {
         (doc.witness.kind ? ` (${doc.witness.kind})` : ""),
     );
   }
+  const co = doc.coordinator;
+  if (co) {
+    // etcd as the coordinator (issue 14): reachability, the key's holder, lease time left.
+    const holder = co["holder"] as { node: string; revision: number } | null | undefined;
+    const left = co["leaseLeftMs"];
+    lines.push(
+      `etcd ${String(co["key"])}: ${co["reachable"] === true ? "reachable" : "UNREACHABLE"}` +
+        `, holder ${holder ? `${holder.node} (revision ${holder.revision})` : "none"}` +
+        (typeof left === "number" ? `, our lease ≥ ${(left / 1000).toFixed(1)}s left` : ""),
+    );
+  }
   if (doc.events.length) {
     lines.push("");
     lines.push("RECENT EVENTS");

@@ -33,6 +33,7 @@ import type { ProcessRunner } from "../supervisor/process_runner.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
 import type { VipSink } from "../vip/vip_driver.ts";
+import type { CoordinatorSink } from "../coord/etcd_coordinator.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
@@ -99,6 +100,11 @@ export interface AgentOptions {
   lease?: LeaseSink;
   /** Floating IPs (`cluster.vip`, src/vip/): carries out the core's `vip` orders. Absent: none. */
   vip?: VipSink;
+  /**
+   * etcd as the coordinator (src/coord/): carries out the arbiter actions (`check_witness`,
+   * `claim_witness`) instead of the HTTP witness, and is told after every step. Absent: none.
+   */
+  coordinator?: CoordinatorSink;
   /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
   checkReboot?: () => Promise<boolean | null>;
   /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
@@ -182,6 +188,11 @@ export class Agent {
     });
     opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
     opts.vip?.attach((level, kind, message) => this.#record(level, null, kind, message));
+    opts.coordinator?.attach(
+      (e) => this.dispatch(e),
+      () => this.#clock.now(),
+      (level, kind, message) => this.#record(level, null, kind, message),
+    );
   }
 
   /**
@@ -309,6 +320,7 @@ export class Agent {
     }
     this.#execute(actions);
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
+    this.#opts.coordinator?.observe(this.state);
     if (!this.#adaptive) return;
     if (event.type === "tick") {
       this.#armTick(now, true);
@@ -454,6 +466,12 @@ export class Agent {
       const error = doc.guard["error"];
       if (typeof error === "string") doc.warnings.push(`GUARD: ${error}`);
     }
+    if (this.#opts.coordinator) {
+      doc.coordinator = this.#opts.coordinator.status();
+      if (doc.coordinator["reachable"] !== true) {
+        doc.warnings.push(`ETCD UNREACHABLE: ${doc.coordinator["lastError"] ?? "no answer yet"}`);
+      }
+    }
     return {
       ...doc,
       eventLoop: {
@@ -482,6 +500,7 @@ export class Agent {
     this.#opts.runner.detachAll();
     this.#opts.lease?.close();
     this.#opts.vip?.close();
+    await this.#opts.coordinator?.close();
     for (const resolve of this.#pending.values()) {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }
@@ -655,10 +674,12 @@ export class Agent {
         this.#link.heartbeat(action.info);
         return;
       case "check_witness":
-        this.#link.witness(action.info);
+        if (this.#opts.coordinator) this.#opts.coordinator.check(action.info);
+        else this.#link.witness(action.info);
         return;
       case "claim_witness":
-        this.#link.claim(action.info);
+        if (this.#opts.coordinator) this.#opts.coordinator.claim(action.info);
+        else this.#link.claim(action.info);
         return;
       case "send_prepare":
         this.#link.prepare(action.to, action.epoch, action.reason);

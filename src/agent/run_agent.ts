@@ -25,6 +25,8 @@ import { openNodeCgroups } from "../supervisor/cgroup.ts";
 import { GuardLeaseDriver, realGuardHost } from "../guard/lease_driver.ts";
 import { realVipHost } from "../vip/ip_addr.ts";
 import { VipDriver } from "../vip/vip_driver.ts";
+import { etcdCallTimeoutMs, EtcdCoordinator } from "../coord/etcd_coordinator.ts";
+import { connectEtcd } from "../coord/etcd_port.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -76,6 +78,18 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     cgroups: openNodeCgroups(manifest.cluster.name, node),
     spawnLedger: new SpawnLedger(`${opts.stateDir}/spawns`),
   });
+  // etcd as the coordinator (issue 14): it arbitrates takeovers instead of a witness.
+  const etcd = manifest.cluster.coordinator?.etcd;
+  const interval = manifest.cluster.heartbeat.intervalMs;
+  const coordinator = etcd
+    ? new EtcdCoordinator(
+      node,
+      manifest.cluster.name,
+      etcd,
+      interval,
+      await connectEtcd(etcd, etcdCallTimeoutMs(etcd, interval)),
+    )
+    : null;
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });
   agent = new Agent({
@@ -92,6 +106,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     checks: obs.checks,
     onRecord: obs.onRecord,
     checkReboot: () => checkReboot(opts.stateDir),
+    ...(coordinator ? { coordinator } : {}),
     watchdogFact: watchdog.fact,
     warnings: () => opts.secretWarnings ?? [],
     loadManifest: async () => {

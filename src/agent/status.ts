@@ -69,6 +69,8 @@ export interface StatusDoc {
   guard?: Record<string, unknown>;
   /** Each floating IP (`cluster.vip`) and whether this node holds it (filled in by the agent). */
   vips?: { address: string; interface: string; held: boolean; error: string | null }[];
+  /** etcd as the coordinator: reachability, the key's holder, lease time left (src/coord/). */
+  coordinator?: Record<string, unknown>;
 }
 
 /** Build the status document. */

@@ -14,6 +14,7 @@
 import type { NodeState } from "./types.ts";
 import { deadAfterInForce, fenceAfterInForce } from "./settings.ts";
 import { readyWaitDeadline } from "./ready_wait.ts";
+import { arbiterFenceAfter, hasArbiter } from "./arbiter.ts";
 
 /**
  * The earliest core-clock time after `now` at which a tick may act; `Infinity` when no timer
@@ -41,7 +42,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   const peers = Object.values(state.peers);
 
   // Heartbeats (and the witness beat), every interval.
-  if (peers.length > 0 || cluster.witness) {
+  if (peers.length > 0 || hasArbiter(state.manifest)) {
     if (state.lastHeartbeatAt === null) return now;
     at(state.lastHeartbeatAt + hb.intervalMs);
   }
@@ -62,7 +63,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   at(state.quietUntil);
   if (!state.epochFloorKnown) at(state.floorWaitUntil);
   at(state.bootUntil);
-  if (state.resume !== null && cluster.witness) at(state.resume.until);
+  if (state.resume !== null && hasArbiter(state.manifest)) at(state.resume.until);
   if (peers.length > 0) at(state.viewChangedAt + dead);
   if (state.role === "active" && Object.values(state.apps).some((a) => a.escalated)) {
     at(state.handoverRetryAt);
@@ -88,10 +89,10 @@ export function nextDeadline(state: NodeState, now: number): number {
   }
 
   // Self-fencing of an active: contact ages reach fenceAfter.
-  if (state.role === "active" && cluster.witness && peers.length > 0) {
+  if (state.role === "active" && hasArbiter(state.manifest) && peers.length > 0) {
     const since = state.activeSince ?? now;
     const fence = fenceAfterInForce(state);
-    at(Math.max(since, w.lastAckAt ?? -Infinity) + fence);
+    at(Math.max(since, w.lastAckAt ?? -Infinity) + arbiterFenceAfter(state));
     for (const p of peers) at(Math.max(since, p.lastAckAt ?? -Infinity) + fence);
   }
   return next;

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { arbiterFenceAfter, hasArbiter } from "./arbiter.ts";
 import type { NodeState } from "./types.ts";
 
 /**
@@ -27,13 +28,17 @@ import type { NodeState } from "./types.ts";
  */
 export function fenceDeadline(state: NodeState, since: number | null): number | null {
   const peers = Object.values(state.peers);
-  if (state.role !== "active" || peers.length === 0 || !state.manifest.cluster.witness) {
+  if (state.role !== "active" || peers.length === 0 || !hasArbiter(state.manifest)) {
     return null;
   }
   const floor = since ?? -Infinity;
   const contact = (t: number | null) => Math.max(floor, t ?? -Infinity);
   let peerContact = Infinity;
   for (const p of peers) peerContact = Math.min(peerContact, contact(p.lastAckAt));
-  const at = Math.max(contact(state.witness.lastAckAt), peerContact);
-  return at + state.manifest.cluster.heartbeat.fenceAfterMs;
+  const fenceAfter = state.manifest.cluster.heartbeat.fenceAfterMs;
+  // etcd: the arbiter's term is the lease's window (arbiter.ts); the peers' stays fenceAfter.
+  return Math.max(
+    contact(state.witness.lastAckAt) + arbiterFenceAfter(state),
+    peerContact + fenceAfter,
+  );
 }

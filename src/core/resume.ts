@@ -21,6 +21,7 @@ import { onLost } from "./app_policy.ts";
 import { human } from "./node_state.ts";
 import type { Out } from "./out.ts";
 import { stepDown } from "./takeover.ts";
+import { hasArbiter } from "./arbiter.ts";
 import type { Event, NodeState } from "./types.ts";
 
 /** What a reboot fact says, for messages. */
@@ -55,7 +56,7 @@ export function beginResume(
     null,
     "resuming",
     `${bootKind(reboot)}; was active at epoch ${state.epoch}: asking the ` +
-      `${state.manifest.cluster.witness ? "witness and " : ""}peers before starting, ` +
+      `${hasArbiter(state.manifest) ? "arbiter and " : ""}peers before starting, ` +
       `restarting or stopping any movable app` +
       (lost.length > 0 ? ` (gone while away: ${lost.join(", ")})` : ""),
   );
@@ -69,7 +70,8 @@ export function noteResumeEvidence(state: NodeState, ev: Event): void {
     r.heard.push(ev.info.node);
   }
   if (
-    ev.type === "witness" && ev.ok && ev.kind === "baton" && (ev.sentAt ?? r.since) >= r.since
+    ev.type === "witness" && ev.ok && (ev.kind === "baton" || ev.kind === "etcd") &&
+    (ev.sentAt ?? r.since) >= r.since
   ) {
     r.witnessOk = true;
   }
@@ -102,7 +104,7 @@ export function settleResume(state: NodeState, now: number, out: Out): void {
   }
   const peers = Object.keys(state.peers);
   const allHeard = peers.every((p) => r.heard.includes(p));
-  const witness = state.manifest.cluster.witness;
+  const witness = hasArbiter(state.manifest);
   let how: string | null = null;
   if (r.witnessOk) how = "the witness knows no newer active";
   else if (allHeard) how = `every peer answered (${peers.join(", ")}), none newer`;

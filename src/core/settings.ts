@@ -69,7 +69,11 @@ export function safetyKeys(m: Manifest): Record<string, string> {
     "heartbeat.interval": String(hb.intervalMs),
     "heartbeat.deadAfter": String(hb.deadAfterMs),
     "heartbeat.fenceAfter": String(hb.fenceAfterMs),
-    "witness": w === null ? "none" : `${w.kind} ${w.url}`,
+    "witness": m.cluster.coordinator
+      ? `etcd ${m.cluster.coordinator.etcd.prefix} ttl ${m.cluster.coordinator.etcd.ttlSeconds}s`
+      : w === null
+      ? "none"
+      : `${w.kind} ${w.url}`,
     "fence": m.cluster.fence === null ? "none" : _fnv(JSON.stringify(m.cluster.fence)),
     "nodes": _fnv(nodes.join(";")),
     "apps.movable": _fnv(movable.join(";")),

@@ -15,6 +15,7 @@
  * @module
  */
 import { assertNever } from "./assert.ts";
+import { arbiterFenceAfter, claimsArbitrated, hasArbiter } from "./arbiter.ts";
 import { killMovable } from "./reconcile.ts";
 import {
   human,
@@ -197,7 +198,7 @@ export function onWitness(
 ): void {
   const wasOk = witnessFresh(state, now);
   if (
-    ev.ok && ((ev.active && !plausibleEpoch(state, ev.active.epoch)) ||
+    ev.ok && ev.kind !== "etcd" && ((ev.active && !plausibleEpoch(state, ev.active.epoch)) ||
       (ev.maxEpoch !== undefined && !plausibleEpoch(state, ev.maxEpoch)))
   ) {
     out.record("error", null, "bad_epoch", "implausible epoch in a witness reply: ignored");
@@ -214,12 +215,27 @@ export function onWitness(
       failing: false,
       maxEpoch: Math.max(state.witness.maxEpoch, ev.maxEpoch ?? 0),
     };
-    if (ev.kind === "baton" && ev.maxEpoch !== undefined) state.epochFloorKnown = true;
+    if ((ev.kind === "baton" || ev.kind === "etcd") && ev.maxEpoch !== undefined) {
+      state.epochFloorKnown = true;
+    }
     if (!wasOk && state.witness.lastOkAt !== null) {
       out.record("info", null, "witness_up", `witness reachable (${ev.kind ?? "http"})`);
     }
     const w = ev.active;
-    if (state.role === "active" && w && w.node !== state.self && w.epoch > state.epoch) {
+    if (
+      ev.kind === "etcd" && state.role === "active" &&
+      (!w || w.node !== state.self || w.epoch !== state.epoch)
+    ) {
+      // etcd answered and the key is not ours at our epoch: the right to run is gone.
+      stepDown(
+        state,
+        `etcd: the key of the movable apps is ${
+          w ? `held by ${w.node} at revision ${w.epoch}` : "absent"
+        } (ours: epoch ${state.epoch})`,
+        now,
+        out,
+      );
+    } else if (state.role === "active" && w && w.node !== state.self && w.epoch > state.epoch) {
       stepDown(
         state,
         `the witness knows ${w.node} active at epoch ${w.epoch} (ours ${state.epoch})`,
@@ -266,13 +282,21 @@ export function onClaimResult(
     return;
   }
   if (watchdogBlocks(state)) return;
-  if (nextEpoch(state) > ev.epoch) {
+  const granted = ev.granted ?? ev.epoch;
+  if (ev.granted !== undefined ? knownEpoch(state) >= granted : nextEpoch(state) > ev.epoch) {
     // We heard of a higher epoch while the claim was on its way: the grant is outdated.
-    out.record("warn", null, "claim_outdated", `granted epoch ${ev.epoch} is already taken`);
+    out.record("warn", null, "claim_outdated", `granted epoch ${granted} is already taken`);
     state.quietUntil = now + state.manifest.cluster.heartbeat.intervalMs;
     return;
   }
-  becomeActive(state, `${claim.reason}; witness granted epoch ${ev.epoch}`, now, out, ev.epoch);
+  const who = ev.granted !== undefined ? "etcd" : "witness";
+  becomeActive(state, `${claim.reason}; ${who} granted epoch ${granted}`, now, out, granted);
+  if (ev.sentAt !== undefined && ev.sentAt <= now) {
+    // etcd: the lease was granted at or after sentAt, so it runs at least ttl from then; the
+    // term's contacts count from there, not from the (later) answer.
+    state.activeSince = ev.sentAt;
+    state.witness.lastAckAt = Math.max(state.witness.lastAckAt ?? ev.sentAt, ev.sentAt);
+  }
 }
 
 // ---------------------------------------------------------------- roles
@@ -711,7 +735,7 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
   if (state.lastHeartbeatAt === null || now - state.lastHeartbeatAt >= hb.intervalMs) {
     state.lastHeartbeatAt = now;
     if (hasPeers) out.push({ type: "heartbeat", info: nodeInfo(state) });
-    if (state.manifest.cluster.witness) out.push({ type: "check_witness", info: nodeInfo(state) });
+    if (hasArbiter(state.manifest)) out.push({ type: "check_witness", info: nodeInfo(state) });
   }
 
   const cooldown = state.manifest.cluster.failedCooldownMs;
@@ -749,8 +773,7 @@ function tickActive(state: NodeState, now: number, out: Out): void {
     }
   }
   // Self-fencing: an active cut off from every peer and from the witness stops its apps.
-  const cluster = state.manifest.cluster;
-  if (!cluster.witness || Object.keys(state.peers).length === 0) return;
+  if (!hasArbiter(state.manifest) || Object.keys(state.peers).length === 0) return;
   const since = state.activeSince ?? now;
   // Contact = an exchange we started and the other side answered, dated by when we sent it.
   // The apps may stay while the witness hears us (it grants no claim against us) or while
@@ -759,12 +782,15 @@ function tickActive(state: NodeState, now: number, out: Out): void {
   const fence = fenceAfterInForce(state);
   const age = (t: number | null) => now - Math.max(since, t ?? -Infinity);
   const witnessAge = age(state.witness.lastAckAt);
+  const witnessFence = arbiterFenceAfter(state);
   const lost = Object.values(state.peers).filter((p) => age(p.lastAckAt) >= fence);
-  if (witnessAge >= fence && lost.length > 0) {
+  if (witnessAge >= witnessFence && lost.length > 0) {
+    const arbiter = state.manifest.cluster.coordinator ? "etcd" : "the witness";
     stepDown(
       state,
-      `isolated: no answer from the witness for ${human(witnessAge)} nor from ` +
-        `${lost.map((p) => p.name).join(", ")} (fenceAfter ${human(fence)})`,
+      `isolated: no answer from ${arbiter} for ${human(witnessAge)} nor from ` +
+        `${lost.map((p) => p.name).join(", ")} (fenceAfter ${human(fence)}` +
+        (witnessFence !== fence ? `, ${arbiter} ${human(witnessFence)})` : ")"),
       now,
       out,
     );
@@ -777,7 +803,7 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
   let reason = takeoverReason(state, now, out);
   if (reason === null) return;
   const unseen = Object.values(state.peers).filter((p) => !peerAlive(state, p, now));
-  if (state.manifest.cluster.witness) {
+  if (hasArbiter(state.manifest)) {
     if (unseen.length > 0 && !witnessFresh(state, now)) {
       // We cannot see every peer: only the witness may tell us it is safe.
       const names = unseen.map((p) => p.name).join(", ");
@@ -791,7 +817,7 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
     if (unseen.length > 0 && !batonWitness(state)) reason += "; witness reachable";
   }
   if (!state.epochFloorKnown) {
-    if (state.manifest.cluster.witness?.kind === "baton" || now < state.floorWaitUntil) {
+    if (claimsArbitrated(state.manifest) || now < state.floorWaitUntil) {
       return hold(
         state,
         now,
@@ -899,7 +925,7 @@ export function takeOver(state: NodeState, reason: string, now: number, out: Out
  * or the witness answered as one.
  */
 function batonWitness(state: NodeState): boolean {
-  return state.manifest.cluster.witness?.kind === "baton" || state.witness.kind === "baton";
+  return claimsArbitrated(state.manifest) || state.witness.kind === "baton";
 }
 
 /** Record, at most once per 5 × `deadAfter`, why a standby does not take over. */

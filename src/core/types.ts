@@ -126,8 +126,11 @@ export interface WitnessState {
   active: { node: string; epoch: number; ageMs: number } | null;
   /** The latest exchange with the witness failed (its failure is recorded once). */
   failing: boolean;
-  /** Whether the witness is a baton witness (knows about actives) or only reachable. */
-  kind: "baton" | "http" | null;
+  /**
+   * Whether the witness is a baton witness (knows about actives) or only reachable; `etcd`:
+   * the etcd coordinator (`active` is the key's holder, its create revision the epoch).
+   */
+  kind: "baton" | "http" | "etcd" | null;
   /** Highest epoch a baton witness said it granted or heard: a floor for our next epoch. */
   maxEpoch: number;
 }
@@ -357,7 +360,7 @@ export type Event =
   | {
     type: "witness";
     ok: boolean;
-    kind: "baton" | "http" | null;
+    kind: "baton" | "http" | "etcd" | null;
     active: { node: string; epoch: number; ageMs: number } | null;
     error: string | null;
     /** When the beat this answers was sent. */
@@ -379,7 +382,19 @@ export type Event =
     notReady?: string;
   }
   | { type: "fence_result"; ok: boolean; detail: string }
-  | { type: "claim_result"; epoch: number; ok: boolean; detail: string }
+  /**
+   * `epoch`: the epoch claimed (matches `claiming`); `granted`: the epoch the arbiter assigned
+   * instead (etcd: the key's create revision), if it assigns one; `sentAt`: when the grant's
+   * lease was requested (etcd), the earliest moment the new term's contact may count from.
+   */
+  | {
+    type: "claim_result";
+    epoch: number;
+    ok: boolean;
+    detail: string;
+    granted?: number;
+    sentAt?: number;
+  }
   | { type: "command"; id: string; command: Command };
 
 /** Kinds of the records the core emits (what happened, for filters and tests). */
@@ -441,6 +456,7 @@ export type CoreRecordKind =
 
 /** Kinds of the records the drivers write themselves (the agent around the core). */
 export type DriverRecordKind =
+  | "coordinator"
   | "flapping"
   | "guard"
   | "guard_error"

@@ -51,6 +51,8 @@ import {
 } from "./schema.ts";
 import type { AppSpec, CheckSpec, Manifest, NodeSpec } from "./types.ts";
 import { toVipSpecs } from "./vip.ts";
+import { coordinatorProblems, CoordinatorSchema } from "./coordinator.ts";
+import { groupProblems, GroupsSchema, normalizeGroups } from "./groups.ts";
 
 /** One problem found in a manifest, at a 1-based line and column of `file`. */
 export interface Diagnostic {
@@ -331,8 +333,26 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
   }
   for (const p of dependsProblems(apps, nodeNames)) d.error(p.path, p.message);
 
+  // groups across N hosts (issue 14): apps and nodes they name must exist.
+  const groups = root["groups"];
+  const parsedGroups = groups == null ? null : _lenient(GroupsSchema, groups);
+  if (parsedGroups !== null) {
+    const movable: Record<string, boolean> = {};
+    for (const [name, value] of Object.entries(apps)) {
+      movable[name] = _lenient(AppSchema, value)?.movable ?? true;
+    }
+    for (const p of groupProblems(parsedGroups, movable, nodeNames)) d.error(p.path, p.message);
+  }
   const witness = cluster["witness"];
-  if (nodeNames.length === 2 && witness == null) {
+  // etcd coordinator (issue 14): its own checks; it arbitrates instead of a witness.
+  const coordinator = cluster["coordinator"] == null
+    ? null
+    : _lenient(CoordinatorSchema, cluster["coordinator"]);
+  if (coordinator !== null) {
+    const interval = _lenient(HeartbeatSchema, cluster["heartbeat"] ?? {})?.interval ?? 200;
+    for (const p of coordinatorProblems(cluster, coordinator, interval)) d.error(p.path, p.message);
+  }
+  if (nodeNames.length === 2 && witness == null && cluster["coordinator"] == null) {
     if (cluster["fence"] == null) {
       d.error(
         ["nodes"],
@@ -549,7 +569,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
   const c = raw.cluster;
   const nodes: Record<string, NodeSpec> = {};
   for (const [name, node] of Object.entries(raw.nodes)) {
-    nodes[name] = { name, url: _trimUrl(node.url), priority: node.priority };
+    nodes[name] = {
+      name,
+      url: _trimUrl(node.url),
+      priority: node.priority,
+      ...(node.maxGroups !== undefined ? { maxGroups: node.maxGroups } : {}),
+    };
   }
   const apps: Record<string, AppSpec> = {};
   for (const [name, app] of Object.entries(raw.apps)) {
@@ -598,6 +623,26 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
         defaultFenceAfter(c.heartbeat.interval, c.heartbeat.deadAfter),
     },
     witness: c.witness == null ? null : { url: _trimUrl(c.witness.url), kind: c.witness.kind },
+    ...(c.coordinator
+      ? {
+        coordinator: {
+          etcd: {
+            endpoints: c.coordinator.etcd.endpoints.map(_trimUrl),
+            prefix: c.coordinator.etcd.prefix.replace(/\/+$/, "") || "/",
+            ttlSeconds: c.coordinator.etcd.ttl,
+            tls: c.coordinator.etcd.tls === undefined ? null : {
+              ca: abs(c.coordinator.etcd.tls.ca),
+              cert: c.coordinator.etcd.tls.cert === undefined
+                ? null
+                : abs(c.coordinator.etcd.tls.cert),
+              key: c.coordinator.etcd.tls.key === undefined
+                ? null
+                : abs(c.coordinator.etcd.tls.key),
+            },
+          },
+        },
+      }
+      : {}),
     fence: c.fence ?? null,
     failedCooldownMs: c.failedCooldown ?? null,
     ...(c.vip && c.vip.length > 0 ? { vip: toVipSpecs(c.vip) } : {}),
@@ -618,8 +663,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       timeoutMs: n.timeout,
     })),
   };
-  const hash = await _sha256Hex(_canonicalJson({ cluster, nodes, apps }));
-  return { cluster, nodes, apps, hash, path };
+  const hash = await _sha256Hex(
+    _canonicalJson({ cluster, nodes, apps, ...(raw.groups ? { groups: raw.groups } : {}) }),
+  );
+  const movable = Object.fromEntries(Object.values(apps).map((a) => [a.name, a.movable]));
+  const groups = normalizeGroups(raw.groups ?? {}, movable);
+  return { cluster, nodes, apps, groups, hash, path };
 }
 
 /**

@@ -19,6 +19,8 @@ import { z } from "zod";
 import { parseDuration } from "./duration.ts";
 import { NOTIFY_KINDS } from "./types.ts";
 import { VipListSchema } from "./vip.ts";
+import { CoordinatorSchema } from "./coordinator.ts";
+import { GroupsSchema, MaxGroupsSchema } from "./groups.ts";
 
 /** Signal names accepted by `stop.signal`. */
 export const KNOWN_SIGNALS = [
@@ -366,6 +368,8 @@ export const AppSchema = z.strictObject({
 export const NodeSchema = z.strictObject({
   url: _httpUrl("the node's URL"),
   priority: z.int({ error: _wrong("an integer priority") }).default(0),
+  // groups across N hosts (issue 14): how many groups this node may run at once.
+  maxGroups: MaxGroupsSchema.optional(),
 }, { error: _wrong("a node mapping { url, priority }") });
 
 /** `cluster.heartbeat`. */
@@ -458,6 +462,8 @@ export const ClusterSchema = z.strictObject({
   watchdog: _WatchdogSchema.optional(),
   // Floating IPs (issue 13, item 1): see vip.ts.
   vip: VipListSchema.optional(),
+  // etcd coordinator (issue 14): instead of witness; see coordinator.ts.
+  coordinator: CoordinatorSchema.optional(),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */
@@ -479,6 +485,8 @@ export const ManifestSchema = z.strictObject({
   cluster: z.preprocess((v) => (v === null ? undefined : v), ClusterSchema.prefault({})),
   nodes: NodesSchema,
   apps: z.preprocess((v) => (v === null ? undefined : v), AppsSchema.default({})),
+  // groups across N hosts (issue 14): see groups.ts.
+  groups: GroupsSchema.optional(),
 }, { error: _wrong("a manifest mapping with keys cluster, nodes and apps") });
 
 /** The manifest as the schemas output it: user keys, durations in milliseconds. */

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { CoordinatorSpec } from "./coordinator.ts";
+import type { GroupSpec } from "./groups.ts";
 
 /** A check on one app. `process` watches presence only; the others call the app's interface. */
 export type CheckSpec =
@@ -80,6 +82,8 @@ export interface NodeSpec {
   name: string;
   url: string;
   priority: number;
+  /** How many groups of movable apps it may run at once (issue 14); absent: no limit. */
+  maxGroups?: number;
 }
 
 /** The witness: a third party both nodes can reach, used to break partitions. */
@@ -171,9 +175,16 @@ export interface Manifest {
     watchdog?: { mode: "off" | "automatic" | "required"; device: string };
     /** Floating IPs the active holds while its movable apps may run (`cluster.vip`). */
     vip?: VipSpec[];
+    /** etcd as the coordinator (`cluster.coordinator.etcd`), instead of a witness; absent: none. */
+    coordinator?: CoordinatorSpec;
   };
   nodes: Record<string, NodeSpec>;
   apps: Record<string, AppSpec>;
+  /**
+   * Groups of movable apps (issue 14; `default` holds the movable apps outside every group),
+   * sorted by name. Absent in hand-built manifests. Not acted on yet: see groups.ts.
+   */
+  groups?: GroupSpec[];
   /** Hash of the whole manifest as parsed; peers compare it. */
   hash: string;
   /** Absolute path of the file it was read from (for resolving relative paths). */
