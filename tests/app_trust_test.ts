@@ -326,3 +326,34 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "finding 4: a secret file made readable by others refuses the reload (SIGHUP), and the " +
+    "agent keeps its manifest",
+  IT,
+  async () => {
+    const marker = sleeperArg();
+    const c = await LocalCluster.create({
+      nodes: [{ name: NODE, priority: 100 }],
+      apps: () => `  sl:\n    command: ["sleep", "infinity", "${marker}"]`,
+    });
+    await withCluster(c, async () => {
+      await c.startAgent(NODE);
+      await c.waitRunning(NODE, ["sl"], 30_000);
+      await Deno.chmod(`${c.dir}/baton.secret`, 0o644);
+      Deno.kill(c.agents.get(NODE)!.pid, "SIGHUP");
+      const log = await c.waitFor("the reload to be refused", async () => {
+        const text = await Deno.readTextFile(`${c.dir}/${NODE}.log`);
+        return text.includes("reload refused") ? text : null;
+      }, 30_000);
+      assert.match(
+        log,
+        /reload refused:\n.*secret file .*baton\.secret is readable by group or others \(mode 644\)/,
+      );
+      assert.ok(!log.includes(c.secret), "the log must not show the secret");
+      const events = await eventsOf(c);
+      assert.ok(events.some((e) => e.kind === "reload_refused"), JSON.stringify(events));
+      assert.equal((await c.status(NODE))!.apps.find((a) => a.name === "sl")?.state, "running");
+    });
+  },
+);

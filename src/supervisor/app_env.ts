@@ -80,6 +80,13 @@ export function appEnvironment(input: AppEnvInput): Record<string, string> {
  * ```
  */
 export function agentUser(): { name: string; home: string } {
+  // The agent's uid never changes: read /etc/passwd once.
+  return _agentUser ??= _readAgentUser();
+}
+
+let _agentUser: { name: string; home: string } | null = null;
+
+function _readAgentUser(): { name: string; home: string } {
   const uid = Deno.uid();
   let passwd = "";
   try {
