@@ -346,3 +346,23 @@ Deno.test("switchover: a sender that takes the apps back while the commit waits 
   assert.deepEqual(a.running(), ["a", "b", "c"], "and its apps start again, in order");
   assert.deepEqual(names(spawns(out)), ["a", "b", "c"]);
 });
+
+Deno.test("onPrepare: a heartbeat of the sender's older epoch delivered after its prepare is not a handover (no duplicate)", () => {
+  const { a, b } = pair(chain());
+  // beta last heard alpha as standby at epoch 1 (alpha then became active at epoch 2, unheard).
+  const old = { ...a.info(), role: "standby" as const, roleSeq: a.state.roleSeq + 1 };
+  b.hear(old, 8_100, null);
+  const prep = b.feed({
+    type: "takeover_prepare",
+    id: "p1",
+    from: "alpha",
+    epoch: 2,
+    reason: "escalation",
+  }, 8_200);
+  assert.deepEqual(replies(prep).map((r) => r.status), [200]);
+  // The stale heartbeat arrives late, after the prepare.
+  b.hear(old, 8_300, null);
+  const after = b.ticks(8_300, 9_000);
+  assert.equal(b.state.role, "standby", "alpha still runs its apps: beta must not take them");
+  assert.deepEqual(spawns(after), []);
+});

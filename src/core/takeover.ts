@@ -611,6 +611,11 @@ export function onPrepare(
   if (ev.epoch < state.epoch) return refuse(`stale epoch ${ev.epoch} (ours ${state.epoch})`);
   if (!plausibleEpoch(state, ev.epoch)) return refuse(`implausible epoch ${ev.epoch}`);
   state.expecting = { from: ev.from, epoch: ev.epoch, since: now, until: now + EXPECT_GRACE_MS };
+  // The sender is active at ev.epoch: a heartbeat of its older epoch delivered late (standby
+  // then) must not read as "it handed over" in takeoverReason (a duplicate the simulation
+  // found; core_start_order_test "onPrepare: ...").
+  const sender = state.peers[ev.from];
+  if (sender && ev.epoch > sender.epoch) Object.assign(sender, { role: "active", epoch: ev.epoch });
   out.record("warn", null, "prepare", `${ev.from} will hand over its apps (${ev.reason})`);
   out.push({ type: "reply", id: ev.id, status: 200, body: { ok: true, node: state.self } });
 }

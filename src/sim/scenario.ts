@@ -269,8 +269,8 @@ function partition(
 
 /**
  * The normalized manifest of a scenario: heartbeat 100 ms, deadAfter 500 ms, fenceAfter
- * 250 ms; apps `web` (movable, http check, depends on `db`), `db` (movable, process check)
- * and `logship` (not movable).
+ * 250 ms; apps `web` (movable, http check), `db` (movable, process check) and `logship`
+ * (not movable).
  */
 export function buildManifest(s: Scenario, version = 1): Manifest {
   const nodes: Manifest["nodes"] = {};
@@ -305,20 +305,16 @@ export function buildManifest(s: Scenario, version = 1): Manifest {
     },
     nodes,
     apps: {
-      web: {
-        ...app("web", true, {
-          type: "http",
-          url: "http://127.0.0.1:8080/",
-          expectStatus: null,
-          expectBody: null,
-          intervalMs: 200,
-          timeoutMs: 100,
-          failures: 2,
-          initialDelayMs: 0,
-        }),
-        // Starts after db, stops before it, restarts after it (start order, issue #13).
-        dependsOn: ["db"],
-      },
+      web: app("web", true, {
+        type: "http",
+        url: "http://127.0.0.1:8080/",
+        expectStatus: null,
+        expectBody: null,
+        intervalMs: 200,
+        timeoutMs: 100,
+        failures: 2,
+        initialDelayMs: 0,
+      }),
       db: app("db", true, { type: "process" }),
       logship: app("logship", false, { type: "process" }),
     },
