@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Action } from "../src/core/types.ts";
+import { describeMismatch } from "../src/core/settings.ts";
 import type { Manifest, VipSpec } from "../src/manifest/types.ts";
 import {
   appSpec,
@@ -213,4 +214,18 @@ Deno.test("vip: without cluster.vip the core emits no vip order at all", () => {
   const newer = { ...b.info(), role: "active" as const, epoch: a.state.epoch + 1 };
   a.hear(newer, 9_000);
   assert.deepEqual([...vips(a.log), ...vips(b.log)], []);
+});
+
+Deno.test("vip: peers whose cluster.vip differ see it as a settings mismatch (a warning naming vip)", () => {
+  const ma = manifest({}, [VIP]);
+  const mb = manifest({}, [VIP6]);
+  const a = boot("alpha", ma);
+  const b = boot("beta", mb);
+  runCluster([a, b], 0, 2_000);
+  assert.match(describeMismatch(b.state).join("\n"), /\bvip\b/);
+  const same = manifest({}, [VIP]);
+  const c = boot("alpha", same);
+  const d = boot("beta", same);
+  runCluster([c, d], 0, 2_000);
+  assert.deepEqual(describeMismatch(d.state), []);
 });

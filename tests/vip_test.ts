@@ -9,6 +9,8 @@ import type { VipSpec } from "../src/manifest/types.ts";
 import { parseCidr, parseIp } from "../src/manifest/vip.ts";
 import { parseIpAddrShow, type VipHost } from "../src/vip/ip_addr.ts";
 import { VipDriver } from "../src/vip/vip_driver.ts";
+import { GuardLeaseDriver, type GuardPort } from "../src/guard/lease_driver.ts";
+import { appSpec, boot, makeManifest, runCluster } from "./helpers/core_fixtures.ts";
 
 const NODES = "nodes:\n  alpha: { url: http://127.0.0.1:7401 }\n";
 
@@ -249,4 +251,48 @@ Deno.test("README's Floating IPs example loads (with a node added), as the secti
     "10.0.0.100/24 eth0",
     "2001:db8::100/64 eth0",
   ]);
+});
+
+Deno.test("GuardLeaseDriver: floating IPs are guard targets after the apps; a step-down keeps the lease until its removal returned", async () => {
+  const base = makeManifest({
+    nodes: { alpha: 2, beta: 1 },
+    apps: [appSpec("web")],
+    witness: true,
+  });
+  const m = { ...base, cluster: { ...base.cluster, vip: [V] } };
+  const a = boot("alpha", m);
+  const b = boot("beta", m);
+  runCluster([a, b], 0, 8_000);
+  a.witness(8_000, "baton");
+  const orders: string[] = [];
+  let targets: string[] = [];
+  const port: GuardPort = {
+    open: () => {},
+    arm: (ms) => void orders.push(`arm ${ms}`),
+    disarm: () => void orders.push("disarm"),
+    setTargets: (lines) => void (targets = lines),
+    status: () => ({ pid: 1, lease: { kind: "unknown" }, replaced: 0, error: null }),
+    close: () => {},
+  };
+  const lease = new GuardLeaseDriver(null, {
+    unavailable: () => null,
+    port: () => port,
+    toUptime: (now) => now,
+  });
+  lease.observe(a.state, 8_000, { type: "boot", persisted: null, adopted: [], lost: [] }, true);
+  assert.equal(orders.at(-1)?.split(" ")[0], "arm");
+  assert.equal(targets.at(-1), "ip 10.0.0.100/24 eth0", targets.join("\n"));
+  assert.ok(
+    targets.indexOf("ip 10.0.0.100/24 eth0") > targets.findIndex((t) => t.startsWith("pg")),
+  );
+  const newer = { ...b.info(), role: "active" as const, epoch: a.state.epoch + 1 };
+  a.hear(newer, 8_100);
+  assert.equal(a.state.role, "standby");
+  let done = () => {};
+  lease.hold(new Promise<void>((r) => (done = r)));
+  lease.observe(a.state, 8_100, { type: "tick" }, true);
+  assert.notEqual(orders.at(-1), "disarm", "still armed while the addresses are being removed");
+  done();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(orders.at(-1), "disarm");
 });

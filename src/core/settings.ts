@@ -77,6 +77,10 @@ export function safetyKeys(m: Manifest): Record<string, string> {
     "fence": m.cluster.fence === null ? "none" : _fnv(JSON.stringify(m.cluster.fence)),
     "nodes": _fnv(nodes.join(";")),
     "apps.movable": _fnv(movable.join(";")),
+    // Floating IPs (only when configured, so other manifests keep their hash).
+    ...(m.cluster.vip?.length
+      ? { "vip": _fnv(m.cluster.vip.map((v) => `${v.cidr} ${v.interface}`).sort().join(";")) }
+      : {}),
   };
 }
 
