@@ -79,7 +79,10 @@ async function withWorld(
     sampler = await WorkerSampler.start(["web"], { kind: "env", mark: RUN_MARK, value: run }, {
       nice: -10,
     });
-    for (const n of nodes) await cluster.startAgent(n.name);
+    // The first node first, so it is the first holder whatever the load (then the others).
+    await cluster.startAgent(nodes[0]!.name);
+    await theActive(cluster, [nodes[0]!.name], 60_000);
+    for (const n of nodes.slice(1)) await cluster.startAgent(n.name);
     await body({ etcd, cluster, run, sampler, names: nodes.map((n) => n.name) });
     const report = await sampler.stop();
     sampler = null;
@@ -271,6 +274,46 @@ Deno.test({
         }, 20_000);
         cur = next;
       }
+    });
+  },
+});
+
+Deno.test({
+  name: "etcd: the holder's agent paused (SIGSTOP) → its guard kills the app at the lease " +
+    "deadline, before the standby creates the key; never two copies",
+  ignore: missing !== null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const nodes = [{ name: "alpha", priority: 100 }, { name: "beta", priority: 50 }];
+    await withWorld("agent paused", nodes, async ({ etcd, cluster, run, names }) => {
+      const first = await theActive(cluster, names);
+      await cluster.waitRole("beta", "standby", 30_000);
+      await poll("alpha's guard armed", async () => {
+        const s = await cluster.status("alpha") as { guard?: Record<string, unknown> } | null;
+        return s?.guard?.["lease"] === "armed";
+      }, 20_000);
+      const agent = cluster.agents.get("alpha")!;
+      Deno.kill(agent.pid, "SIGSTOP");
+      const t0 = performance.now();
+      try {
+        await poll("web gone from alpha (guard)", () => webCopies(run).length === 0, 20_000);
+        note(`agent paused: the guard killed web after ${Math.round(performance.now() - t0)} ms`);
+        const next = await theActive(cluster, ["beta"], 30_000);
+        note(
+          `agent paused: beta active at epoch ${next.epoch} after ` +
+            `${Math.round(performance.now() - t0)} ms`,
+        );
+        assert.ok(next.epoch > first.epoch);
+        assert.equal((await etcdKey(etcd, cluster))?.holder, "beta");
+      } finally {
+        Deno.kill(agent.pid, "SIGCONT");
+      }
+      await cluster.waitRole("alpha", "standby", 30_000);
+      await poll("web once, on beta", () => {
+        const c = webCopies(run);
+        return c.length === 1 && c[0]!.node === "beta";
+      }, 20_000);
     });
   },
 });

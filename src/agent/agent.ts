@@ -609,6 +609,9 @@ export class Agent {
           return;
         }
         const spec = action.spec;
+        // Timers first: a spawn decided before a pause (SIGSTOP, a starved loop) must not run
+        // once the lease has run out; the tick fences the core first, and the spawn is stale.
+        if (spec.movable) this.dispatch({ type: "tick" });
         const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
         if (stale !== null) {
           // Decided under a role this node has left while the state write was pending.

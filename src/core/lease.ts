@@ -38,7 +38,8 @@ export function fenceDeadline(state: NodeState, since: number | null): number | 
   const fenceAfter = state.manifest.cluster.heartbeat.fenceAfterMs;
   // etcd: the arbiter's term is the lease's window (arbiter.ts); the peers' stays fenceAfter.
   return Math.max(
-    contact(state.witness.lastAckAt) + arbiterFenceAfter(state),
+    contact(state.witness.lastAckAt) +
+      (state.manifest.cluster.coordinator ? arbiterFenceAfter(state) : fenceAfter),
     peerContact + fenceAfter,
   );
 }
