@@ -16,6 +16,7 @@ import type {
   Command,
   DriverRecordKind,
   Event,
+  FenceOutcome,
   NodeState,
   PersistedState,
   RecordKind,
@@ -32,6 +33,8 @@ import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
+import { describeOutcome } from "../core/survivor_fence.ts";
+import { fencePeer, runFenceCommand } from "./fence_runner.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
 /** A reply to an operator or peer request that went through the core. */
@@ -75,6 +78,11 @@ export interface AgentOptions {
   kill?: (target: number, signal: Deno.Signal) => void;
   /** Run the fence command (default: a child process, bounded to 60 s). */
   fence?: (command: string[]) => Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Survivor fencing: run `node`'s fence command (default: `fence_runner.ts`, output to
+   * `<stateDir>/fence/<node>.log`). The simulation's twin powers the host off.
+   */
+  fencePeer?: (req: { node: string; attempt: number; timeoutMs: number }) => Promise<FenceOutcome>;
   /** Runs one interface check when the agent makes its own scheduler (default: the real one). */
   runCheck?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   /**
@@ -604,10 +612,36 @@ export class Agent {
         this.#link.commit(action.to, action.epoch, action.reason);
         return;
       case "fence":
-        (this.#opts.fence ?? runFence)(action.command).then((r) =>
+        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(action.command).then((r) =>
           this.dispatch({ type: "fence_result", ...r })
         );
         return;
+      case "fence_peer": {
+        const { node, attempt, timeoutMs } = action;
+        const report = (o: FenceOutcome) =>
+          this.dispatch({ type: "fence_peer_result", node, attempt, ...o });
+        if (failedPersist) {
+          // Never fence on behalf of a takeover that is not on disk.
+          report({ ok: false, exitCode: null, durationMs: 0, firstLine: failedPersist });
+          return;
+        }
+        const run = this.#opts.fencePeer ??
+          ((r) =>
+            fencePeer(
+              this.state.manifest.nodes[r.node],
+              r.timeoutMs,
+              this.#opts.stateDir,
+              r.attempt,
+            ));
+        run({ node, attempt, timeoutMs }).then(report, (err) =>
+          report({
+            ok: false,
+            exitCode: null,
+            durationMs: 0,
+            firstLine: `fence runner failed: ${err instanceof Error ? err.name : "error"}`,
+          }));
+        return;
+      }
       case "reply": {
         const resolve = this.#pending.get(action.id);
         this.#pending.delete(action.id);
@@ -689,26 +723,18 @@ export class Agent {
 /** Longest sleep between ticks when no timer of the core is pending (a safety net). */
 export const IDLE_TICK_MAX_MS = 5_000;
 
-/** Run the fence command, bounded to 60 s. */
-async function runFence(command: string[]): Promise<{ ok: boolean; detail: string }> {
-  const [cmd, ...args] = command;
-  if (!cmd) return { ok: false, detail: "empty fence command" };
-  try {
-    const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
-      .spawn();
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, 60_000);
-    const status = await child.status;
-    clearTimeout(timer);
-    return status.success
-      ? { ok: true, detail: "exit 0" }
-      : { ok: false, detail: `exit ${status.code}${status.signal ? ` (${status.signal})` : ""}` };
-  } catch (err) {
-    return { ok: false, detail: `cannot run: ${errText(err)}` };
-  }
+/** Run the self-fencing command (`cluster.fence`), bounded to 60 s; output to a 0600 file. */
+async function runFence(
+  command: string[],
+  stateDir: string,
+): Promise<{ ok: boolean; detail: string }> {
+  const o = await runFenceCommand(command, {
+    timeoutMs: 60_000,
+    logFile: `${stateDir}/fence/self.log`,
+    secrets: [],
+    label: "self-fence",
+  });
+  return { ok: o.ok, detail: describeOutcome(o) };
 }
 
 function errText(err: unknown): string {

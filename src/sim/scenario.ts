@@ -333,6 +333,8 @@ function fmtCommand(c: Command): string {
       return `maintenance ${c.on ? "on" : "off"}`;
     case "clear":
       return "clear";
+    case "fence_ok":
+      return `fence-ok ${c.node}`;
   }
 }
 
