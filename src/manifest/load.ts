@@ -254,6 +254,28 @@ function _lenient<S extends z.ZodType>(schema: S, value: unknown): z.output<S> |
   return null;
 }
 
+/** Survivor fencing: with `required` in force, every node of a cluster needs a fence command. */
+function _reportFencing(
+  cluster: Record<string, unknown>,
+  nodes: Record<string, unknown>,
+  d: _Diagnostics,
+): void {
+  const fenced = Object.keys(nodes).filter((n) => _record(nodes[n])?.["fence"] != null);
+  const mode = cluster["fencing"] ?? (fenced.length > 0 ? "required" : "off");
+  if (mode !== "required" || Object.keys(nodes).length < 2) return;
+  for (const name of Object.keys(nodes)) {
+    if (fenced.includes(name)) continue;
+    d.error(
+      ["nodes", name],
+      `node "${name}" has no fence command but fencing is required` +
+        (cluster["fencing"] == null ? " (the default once a node has one)" : "") +
+        `: a takeover from it would wait for "baton fence-ok"; add nodes.${name}.fence, or ` +
+        "set cluster.fencing: best-effort",
+      "key",
+    );
+  }
+}
+
 function _badName(kind: string, name: string): string {
   return `invalid ${kind} name "${name}": expected letters, digits, "_" or "-", ` +
     "starting with a letter or digit";
@@ -327,9 +349,11 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     if (app !== null) _reportApp(name, app, nodeNames, d);
   }
 
+  _reportFencing(cluster, nodes, d);
   const witness = cluster["witness"];
   if (nodeNames.length === 2 && witness == null) {
-    if (cluster["fence"] == null) {
+    const survivorFence = Object.values(nodes).some((n) => _record(n)?.["fence"] != null);
+    if (cluster["fence"] == null && !survivorFence) {
       d.error(
         ["nodes"],
         "two nodes and no cluster.witness nor cluster.fence: a network partition makes both " +
@@ -532,8 +556,15 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
   const c = raw.cluster;
   const nodes: Record<string, NodeSpec> = {};
   for (const [name, node] of Object.entries(raw.nodes)) {
-    nodes[name] = { name, url: _trimUrl(node.url), priority: node.priority };
+    nodes[name] = {
+      name,
+      url: _trimUrl(node.url),
+      priority: node.priority,
+      ...(node.fence ? { fence: node.fence } : {}),
+      ...(node.fenceCredentials ? { fenceCredentials: abs(node.fenceCredentials) } : {}),
+    };
   }
+  const anyFence = Object.values(nodes).some((n) => n.fence !== undefined);
   const apps: Record<string, AppSpec> = {};
   for (const [name, app] of Object.entries(raw.apps)) {
     const spec: Omit<AppSpec, "hash"> = {
@@ -569,6 +600,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
     },
     witness: c.witness == null ? null : { url: _trimUrl(c.witness.url), kind: c.witness.kind },
     fence: c.fence ?? null,
+    fencing: {
+      mode: c.fencing ?? (anyFence ? "required" : "off"),
+      timeoutMs: c.fenceTimeout,
+      delayMs: c.fenceDelay,
+      retryMs: c.fenceRetry,
+    },
     failedCooldownMs: c.failedCooldown ?? null,
     ...(c.watchdog && c.watchdog.mode !== "off"
       ? { watchdog: { mode: c.watchdog.mode, device: c.watchdog.device } }

@@ -333,7 +333,13 @@ export const AppSchema = z.strictObject({
 export const NodeSchema = z.strictObject({
   url: _httpUrl("the node's URL"),
   priority: z.int({ error: _wrong("an integer priority") }).default(0),
-}, { error: _wrong("a node mapping { url, priority }") });
+  // Survivor fencing (issue 10 item 3): what the others run against this node.
+  fence: CommandSchema.optional(),
+  fenceCredentials: _nonEmptyString("a credentials file path").optional(),
+}, { error: _wrong("a node mapping { url, priority, fence, fenceCredentials }") });
+
+/** `cluster.fencing`: survivor fencing policy. */
+export const FENCING_MODES = ["required", "best-effort", "off"] as const;
 
 /** `cluster.heartbeat`. */
 export const HeartbeatSchema = z.strictObject({
@@ -423,6 +429,13 @@ export const ClusterSchema = z.strictObject({
   tls: _TlsSchema.optional(),
   notify: z.array(NotifySinkSchema, { error: _wrong("a list of sinks") }).optional(),
   watchdog: _WatchdogSchema.optional(),
+  // Survivor fencing (issue 10 item 3): policy and timings of nodes.X.fence.
+  fencing: z.enum(FENCING_MODES, {
+    error: (iss) => `expected required, best-effort or off, found ${describeValue(iss.input)}`,
+  }).optional(),
+  fenceTimeout: PositiveDurationSchema.default(30_000),
+  fenceDelay: PositiveDurationSchema.default(5_000),
+  fenceRetry: PositiveDurationSchema.default(5_000),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */
