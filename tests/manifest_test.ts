@@ -720,7 +720,7 @@ Deno.test("parseManifest: nodes.X.fence makes survivor fencing required by defau
     delayMs: 5_000,
     retryMs: 5_000,
   });
-  assert.deepEqual(m.nodes["alpha"]?.fence?.[3], "{credentials}");
+  assert.deepEqual(m.nodes["alpha"]?.fence?.[4], "{credentials}");
   assert.equal(m.nodes["alpha"]?.fenceCredentials, "/etc/baton/bmc-alpha.pass");
   assert.equal(m.cluster.fence, null, "the self-fencing command is separate");
   const none = await ok(lines("nodes:", "  alpha: { url: http://127.0.0.1:7401 }"));
