@@ -176,12 +176,18 @@ export class Agent {
       () => this.#clock.now(),
     );
     opts.runner.onExit((exit) => {
+      // Did the guard kill it? It notes its fence before its first kill: a lost lease, not an
+      // app failure (the core steps down and takes the exit as an expected stop).
+      opts.lease?.poll?.();
       // Timers first: an exit seen late (a paused agent, the guard fenced) must find the core
       // already fenced, not restart an app whose lease ran out.
       this.dispatch({ type: "tick" });
       this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail });
     });
-    opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
+    opts.lease?.attach(
+      (level, kind, message) => this.#record(level, null, kind, message),
+      (detail) => this.dispatch({ type: "lease_lost", detail }),
+    );
   }
 
   /**
