@@ -45,14 +45,14 @@ async function fencedCluster(exitCode: number, tag: string) {
     ].join("\n"),
     { mode: 0o755 },
   );
-  const fence = (n: string) => `fence: ["${script}", "{node}"]`;
+  const fence = `fence: ["${script}", "{node}"]`;
   const c = await LocalCluster.create({
     nodes: [{ name: "alpha", priority: 100 }, { name: "beta", priority: 50 }],
     witness: true,
     interval: "200ms",
     deadAfter: "2s",
     clusterExtra: "  fenceTimeout: 10s\n  fenceRetry: 1s",
-    nodeExtra: { alpha: fence("alpha"), beta: fence("beta") },
+    nodeExtra: { alpha: fence, beta: fence },
     apps: () =>
       `  web:\n    command: ${JSON.stringify(sampleAppCommand(0, `web-${tag}`))}\n` +
       "    check: { type: process }\n    stop: { timeout: 3s }",
