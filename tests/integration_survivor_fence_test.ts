@@ -166,9 +166,11 @@ Deno.test(
         { env },
       );
       assert.notEqual(refused.code, 0, refused.stdout + refused.stderr);
-      const ok = await runBaton(["fence-ok", "alpha", "--manifest", c.manifest, "--node", "beta"], {
-        env,
-      });
+      // The command exactly as the README shows it (plus the test cluster's manifest).
+      const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+      const shown = /^\s*baton (fence-ok [^#\n]*?)\s*(#.*)?$/m.exec(readme)?.[1] ?? "";
+      assert.equal(shown, "fence-ok alpha --node beta", "the README's fence-ok command");
+      const ok = await runBaton([...shown.split(" "), "--manifest", c.manifest], { env });
       assert.equal(ok.code, 0, ok.stdout + ok.stderr);
       assert.match(ok.stdout, /fence of alpha confirmed/);
       const after = await c.waitRunning("beta", ["web"], WAIT_MS);

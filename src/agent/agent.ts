@@ -34,7 +34,7 @@ import type { LeaseSink } from "../guard/lease_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
 import { describeOutcome } from "../core/survivor_fence.ts";
-import { fencePeer, runFenceCommand } from "./fence_runner.ts";
+import { fenceArgv, fencePeer, runFenceCommand } from "./fence_runner.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
 /** A reply to an operator or peer request that went through the core. */
@@ -617,11 +617,15 @@ export class Agent {
       case "send_commit":
         this.#link.commit(action.to, action.epoch, action.reason);
         return;
-      case "fence":
-        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(action.command).then((r) =>
+      case "fence": {
+        // Self-fencing: {node} and {url} are this node's own.
+        const self = this.state.manifest.nodes[this.state.self];
+        const argv = self ? fenceArgv({ ...self, fence: action.command }) : action.command;
+        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(argv).then((r) =>
           this.dispatch({ type: "fence_result", ...r })
         );
         return;
+      }
       case "fence_peer": {
         const { node, attempt, timeoutMs } = action;
         const report = (o: FenceOutcome) =>
