@@ -75,8 +75,10 @@ export interface FenceRunOptions {
   timeoutMs: number;
   /** Where the full output goes (created 0600, in a 0700 directory). */
   logFile: string;
-  /** Strings never to report (credentials, arguments). */
+  /** Strings never to report (credentials); the arguments are added, except `keep`. */
   secrets: string[];
+  /** Arguments that are no secret (the node's name and URL). */
+  keep?: string[];
   /** Label of the attempt in the log file. */
   label: string;
 }
@@ -104,7 +106,8 @@ export async function runFenceCommand(
   const done = (ok: boolean, exitCode: number | null, text: string, note = ""): FenceOutcome => {
     const durationMs = Math.round(performance.now() - started);
     _writeLog(opts.logFile, opts.label, exitCode, durationMs, note, text);
-    const line = note !== "" ? note : redactFirstLine(text, [...opts.secrets, ...argv.slice(1)]);
+    const args = argv.slice(1).filter((a) => !(opts.keep ?? []).includes(a));
+    const line = note !== "" ? note : redactFirstLine(text, [...opts.secrets, ...args]);
     return { ok, exitCode, durationMs, firstLine: line };
   };
   const [cmd, ...args] = argv;
@@ -197,7 +200,13 @@ export async function fencePeer(
       };
     }
   }
-  return await runFenceCommand(fenceArgv(node), { timeoutMs, logFile, secrets, label });
+  return await runFenceCommand(fenceArgv(node), {
+    timeoutMs,
+    logFile,
+    secrets,
+    label,
+    keep: [node.name, node.url],
+  });
 }
 
 function _writeLog(
