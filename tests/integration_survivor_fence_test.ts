@@ -28,7 +28,7 @@ async function events(c: LocalCluster, node: string): Promise<Ev[]> {
 }
 
 /** A cluster whose fence command is `fence.sh {node} <exit code>`. */
-async function fencedCluster(exitCode: number, tag: string) {
+async function fencedCluster(exitCode: number, tag: string, extra = "") {
   const dir = await Deno.makeTempDir({ prefix: "baton-sfence-" });
   const script = `${dir}/fence.sh`;
   await Deno.writeTextFile(
@@ -51,7 +51,7 @@ async function fencedCluster(exitCode: number, tag: string) {
     witness: true,
     interval: "200ms",
     deadAfter: "2s",
-    clusterExtra: "  fenceTimeout: 10s\n  fenceRetry: 1s",
+    clusterExtra: "  fenceTimeout: 10s\n  fenceRetry: 1s" + extra,
     nodeExtra: { alpha: fence, beta: fence },
     apps: () =>
       `  web:\n    command: ${JSON.stringify(sampleAppCommand(0, `web-${tag}`))}\n` +
@@ -177,6 +177,37 @@ Deno.test(
       assert.equal(after.role, "active");
       const evs2 = await events(c, "beta");
       assert.ok(evs2.some((e) => e.kind === "fence_confirmed"));
+    } finally {
+      await c.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+);
+
+Deno.test(
+  "survivor fencing: with best-effort a failing fence does not block the takeover",
+  IT,
+  async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const { c, dir } = await fencedCluster(3, tag, "\n  fencing: best-effort");
+    try {
+      await start(c, dir);
+      await c.killHost("alpha");
+      const s = await c.waitRunning("beta", ["web"], WAIT_MS);
+      assert.equal(s.role, "active");
+      const evs = await events(c, "beta");
+      const why = evs.map((e) => `${e.time} ${e.kind}: ${e.message}`).join("\n");
+      const iFailed = evs.findIndex((e) =>
+        e.kind === "fence" &&
+        /^FENCE FAILED: alpha .*best-effort: starting the movable apps/.test(e.message)
+      );
+      const iStart = evs.findIndex((e) => e.kind === "started" && e.app === "web");
+      assert.ok(iFailed >= 0 && iStart > iFailed, why);
+      assert.equal(
+        (await Deno.readTextFile(`${dir}/fenced-alpha`)).trim().split("\n").length,
+        1,
+        "one attempt",
+      );
     } finally {
       await c.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
