@@ -88,6 +88,8 @@ export interface LocalClusterOptions {
   fenceAfter?: string;
   /** Extra lines under `cluster:` (indented by 2). */
   clusterExtra?: string;
+  /** Extra keys of a node's mapping (`fence: [...]`), by node. */
+  nodeExtra?: Record<string, string>;
   /** Keep the directory afterwards (demo). */
   dir?: string;
   /** Address each node (and `witness`) listens on; default 127.0.0.1 (benchmarks). */
@@ -150,7 +152,8 @@ export class LocalCluster {
   async writeManifest(apps?: string): Promise<void> {
     const o = this.#opts;
     const nodes = o.nodes.map((n) =>
-      `  ${n.name}: { url: "${this.url(n.name)}", priority: ${n.priority} }`
+      `  ${n.name}: { url: "${this.url(n.name)}", priority: ${n.priority}` +
+      (o.nodeExtra?.[n.name] ? `, ${o.nodeExtra[n.name]}` : "") + " }"
     ).join("\n");
     const yaml = [
       "cluster:",

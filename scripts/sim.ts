@@ -3,7 +3,7 @@
  *
  *   deno run scripts/sim.ts --seeds 1000 [--start N] [--random K] [--nodes 2|3]
  *                           [--witness none|http|baton] [--seconds N] [--settle N] [--steps N]
- *                           [--no-agent-faults] [--oneway-messages] [--traces K]
+ *                           [--no-agent-faults] [--survivor-fence] [--oneway-messages] [--traces K]
  *   deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]
  *
  * Runs one simulation per seed and checks every invariant after every step. A failing seed
@@ -59,7 +59,7 @@ interface Args {
 }
 
 const USAGE = `usage: deno run scripts/sim.ts --seeds N [--start N] [--random K] [--nodes 2|3] ` +
-  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--no-agent-faults] ` +
+  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--no-agent-faults] [--survivor-fence] ` +
   `[--oneway-messages] [--traces K]
        deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]`;
 
@@ -125,6 +125,9 @@ function parseArgs(argv: string[]): Args {
       case "--no-agent-faults":
         args.scenario.agentFaults = false;
         break;
+      case "--survivor-fence":
+        args.scenario.survivorFence = true;
+        break;
       case "--random":
         args.random = num(flag, value());
         break;
@@ -163,6 +166,7 @@ function reproduce(args: Args, seed: number): string {
   if (s.faultMs !== undefined) parts.push(`--seconds ${s.faultMs / 1000}`);
   if (s.settleMs !== undefined) parts.push(`--settle ${s.settleMs / 1000}`);
   if (s.agentFaults === false) parts.push("--no-agent-faults");
+  if (s.survivorFence) parts.push("--survivor-fence");
   if (args.run.oneWay === "message") parts.push("--oneway-messages");
   parts.push("--trace");
   return parts.join(" ");

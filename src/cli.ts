@@ -1,6 +1,6 @@
 /**
  * The command line: `baton init | validate | run | status | reload | switchover |
- * maintenance | clear | events | explain | completion | witness | version`. Parsing is
+ * maintenance | clear | fence-ok | events | explain | completion | witness | version`. Parsing is
  * commander's; each command resolves its inputs and calls one module that does the work.
  *
  * @module
@@ -291,6 +291,16 @@ export function buildProgram(): Command {
     .action(async (opts) => {
       const r = await post(opts, "/v1/clear", {});
       console.log(`cleared: node is ${r.role}`);
+    });
+
+  withTarget(
+    program.command("fence-ok")
+      .description("confirm NODE is powered off: a takeover waiting for its fence goes on"),
+  )
+    .argument("<node>", "the node that was fenced by hand")
+    .action(async (node, opts) => {
+      const r = await post(opts, "/v1/fence-ok", { node });
+      console.log(`fence of ${r.node} confirmed: the takeover goes on`);
     });
 
   withTarget(

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Agent, type AgentOptions } from "../src/agent/agent.ts";
 import { ManualClock } from "../src/agent/clock.ts";
 import type { PeerTransport } from "../src/agent/peer_link.ts";
+import type { LeaseSink } from "../src/guard/lease_driver.ts";
 import type { NodeInfo, PersistedState } from "../src/core/types.ts";
 import { parseManifest } from "../src/manifest/load.ts";
 import type { Manifest } from "../src/manifest/types.ts";
@@ -698,6 +699,55 @@ Deno.test("Agent escalation hands over: prepare, stop movable apps, persist fail
     assert.equal(h.agent.state.role, "failed");
     assert.equal(running(h, "web"), null, "the movable app is not running here");
     assert.equal(running(h, "worker"), worker, "the non-movable app keeps running");
+  } finally {
+    await h.close();
+  }
+});
+
+/** A lease sink whose guard "fenced" when the test says so; the agent polls it at each exit. */
+class FencingLease implements LeaseSink {
+  fenced = false;
+  #onLost: ((detail: string) => void) | undefined;
+  attach(_report: unknown, onLeaseLost?: (detail: string) => void): void {
+    this.#onLost = onLeaseLost;
+  }
+  observe(): void {}
+  status(): Record<string, unknown> {
+    return { running: true };
+  }
+  close(): void {}
+  poll(): void {
+    if (!this.fenced) return;
+    this.fenced = false;
+    this.#onLost?.("the lease ran out: the guard SIGKILLed the movable apps");
+  }
+}
+
+Deno.test("Agent: an app killed by the guard is a lost lease (step down), not an app failure to restart", async () => {
+  const manifest = await manifestOf(PAIR(["  web: { command: [web-server] }", WORKER].join("\n")));
+  const lease = new FencingLease();
+  const h = await harness(manifest, { mode: "active", start: false, lease });
+  try {
+    h.transport.reply = (_url, path) =>
+      path === "/v1/heartbeat"
+        ? Promise.resolve(peerInfo(manifest, "standby"))
+        : Promise.reject(new PeerError(404, "HTTP 404"));
+    await h.agent.start();
+    await until("web running", () => !!running(h, "web"));
+    const web = running(h, "web")!;
+    // The guard fenced (a late renewal), and the agent sees web die.
+    lease.fenced = true;
+    h.runner.kill(web);
+    await until("stepped down", () => h.agent.state.role === "standby");
+    await until("web stopped", () => h.agent.state.apps["web"]?.phase === "stopped");
+    const k = kinds(h);
+    assert.ok(k.includes("lease_lost"), k.join(", "));
+    assert.ok(k.includes("step_down"));
+    assert.ok(!kinds(h, "web").includes("restart"), "not counted as an app failure");
+    assert.equal(h.agent.state.apps["web"]!.restarts, 0);
+    assert.equal(h.agent.state.apps["web"]!.lastFailure, null);
+    assert.equal(spawns(h, "web").length, 1, "not restarted here");
+    assert.ok(running(h, "worker") !== null, "the non-movable app runs on");
   } finally {
     await h.close();
   }

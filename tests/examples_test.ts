@@ -123,6 +123,8 @@ Deno.test("baton init's one-node manifest: valid as written and with every comme
 Deno.test("README manifest example: fence, failedCooldown, tls, vip, nodes, expect, initialDelay uncomment where they belong", async () => {
   await assertUncommentedValid("README.md", await readmeManifest(), [
     "fence",
+    "fencing",
+    "fenceCredentials",
     "failedCooldown",
     "tls",
     "vip",

@@ -215,3 +215,21 @@ function _cgroupsWritable(): boolean {
   removeClusterCgroups(`gprobe${Deno.pid}`);
   return ok;
 }
+
+Deno.test("GuardProcess: the fence is noted before the first kill, so poll at the app's exit already reports it", async () => {
+  for (let round = 0; round < 3; round++) {
+    await using w = await guardWorld();
+    w.guard.arm(w.toUptime(performance.now() + 100));
+    const status = await w.victim.status; // the parent sees the death...
+    w.guard.poll(); // ...and looks at once, as the agent does before it handles an exit
+    assert.equal(status.signal, "SIGKILL");
+    assert.deepEqual(
+      w.reports.filter((k) => k === "guard_fenced"),
+      ["guard_fenced"],
+      "reported once, at the exit",
+    );
+    w.guard.poll();
+    await new Promise((r) => setTimeout(r, 150)); // the 100 ms check runs too: no second report
+    assert.equal(w.reports.filter((k) => k === "guard_fenced").length, 1);
+  }
+});

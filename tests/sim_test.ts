@@ -366,3 +366,25 @@ Deno.test("runSimulation: slow and failing state writes never let a spawn run ah
   }
   assert.deepEqual(failures, []);
 });
+
+Deno.test("runSimulation with survivor fencing: the fence powers the silent host off before the apps start; 30 seeds hold every invariant", async () => {
+  const failures: string[] = [];
+  let fenced = 0;
+  for (const nodes of [2, 3] as const) {
+    for (let seed = 1; seed <= 15; seed++) {
+      const r = await runSimulation(generateScenario(seed, { nodes, survivorFence: true }), {
+        trace: true,
+      });
+      if (formatTrace(r, true).includes("powers")) fenced++;
+      const v = r.violations[0];
+      if (v) {
+        failures.push(
+          `deno run scripts/sim.ts --seed ${seed} --nodes ${nodes} --survivor-fence --trace: ` +
+            `[${v.invariant}] ${v.message}`,
+        );
+      }
+    }
+  }
+  assert.deepEqual(failures, [], `seeds that broke an invariant:\n${failures.join("\n")}`);
+  assert.ok(fenced >= 5, `expected survivor fences in several runs, found ${fenced}`);
+});

@@ -18,6 +18,7 @@ import type {
   Command,
   DriverRecordKind,
   Event,
+  FenceOutcome,
   NodeState,
   PersistedState,
   RecordKind,
@@ -36,6 +37,8 @@ import type { VipSink } from "../vip/vip_driver.ts";
 import type { CoordinatorSink } from "../coord/etcd_coordinator.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
+import { describeOutcome } from "../core/survivor_fence.ts";
+import { fenceArgv, fencePeer, runFenceCommand } from "./fence_runner.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
 /** A reply to an operator or peer request that went through the core. */
@@ -79,6 +82,11 @@ export interface AgentOptions {
   kill?: (target: number, signal: Deno.Signal) => void;
   /** Run the fence command (default: a child process, bounded to 60 s). */
   fence?: (command: string[]) => Promise<{ ok: boolean; detail: string }>;
+  /**
+   * Survivor fencing: run `node`'s fence command (default: `fence_runner.ts`, output to
+   * `<stateDir>/fence/<node>.log`). The simulation's twin powers the host off.
+   */
+  fencePeer?: (req: { node: string; attempt: number; timeoutMs: number }) => Promise<FenceOutcome>;
   /** Runs one interface check when the agent makes its own scheduler (default: the real one). */
   runCheck?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
   /**
@@ -181,12 +189,18 @@ export class Agent {
       () => this.#clock.now(),
     );
     opts.runner.onExit((exit) => {
+      // Did the guard kill it? It notes its fence before its first kill: a lost lease, not an
+      // app failure (the core steps down and takes the exit as an expected stop).
+      opts.lease?.poll?.();
       // Timers first: an exit seen late (a paused agent, the guard fenced) must find the core
       // already fenced, not restart an app whose lease ran out.
       this.dispatch({ type: "tick" });
       this.dispatch({ type: "app_exited", app: exit.app, pid: exit.pid, detail: exit.detail });
     });
-    opts.lease?.attach((level, kind, message) => this.#record(level, null, kind, message));
+    opts.lease?.attach(
+      (level, kind, message) => this.#record(level, null, kind, message),
+      (detail) => this.dispatch({ type: "lease_lost", detail }),
+    );
     opts.vip?.attach((level, kind, message) => this.#record(level, null, kind, message));
     opts.coordinator?.attach(
       (e) => this.dispatch(e),
@@ -690,11 +704,41 @@ export class Agent {
       case "send_commit":
         this.#link.commit(action.to, action.epoch, action.reason);
         return;
-      case "fence":
-        (this.#opts.fence ?? runFence)(action.command).then((r) =>
+      case "fence": {
+        // Self-fencing: {node} and {url} are this node's own.
+        const self = this.state.manifest.nodes[this.state.self];
+        const argv = self ? fenceArgv({ ...self, fence: action.command }) : action.command;
+        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(argv).then((r) =>
           this.dispatch({ type: "fence_result", ...r })
         );
         return;
+      }
+      case "fence_peer": {
+        const { node, attempt, timeoutMs } = action;
+        const report = (o: FenceOutcome) =>
+          this.dispatch({ type: "fence_peer_result", node, attempt, ...o });
+        if (failedPersist) {
+          // Never fence on behalf of a takeover that is not on disk.
+          report({ ok: false, exitCode: null, durationMs: 0, firstLine: failedPersist });
+          return;
+        }
+        const run = this.#opts.fencePeer ??
+          ((r) =>
+            fencePeer(
+              this.state.manifest.nodes[r.node],
+              r.timeoutMs,
+              this.#opts.stateDir,
+              r.attempt,
+            ));
+        run({ node, attempt, timeoutMs }).then(report, (err) =>
+          report({
+            ok: false,
+            exitCode: null,
+            durationMs: 0,
+            firstLine: `fence runner failed: ${err instanceof Error ? err.name : "error"}`,
+          }));
+        return;
+      }
       case "reply": {
         const resolve = this.#pending.get(action.id);
         this.#pending.delete(action.id);
@@ -776,26 +820,18 @@ export class Agent {
 /** Longest sleep between ticks when no timer of the core is pending (a safety net). */
 export const IDLE_TICK_MAX_MS = 5_000;
 
-/** Run the fence command, bounded to 60 s. */
-async function runFence(command: string[]): Promise<{ ok: boolean; detail: string }> {
-  const [cmd, ...args] = command;
-  if (!cmd) return { ok: false, detail: "empty fence command" };
-  try {
-    const child = new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "null" })
-      .spawn();
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, 60_000);
-    const status = await child.status;
-    clearTimeout(timer);
-    return status.success
-      ? { ok: true, detail: "exit 0" }
-      : { ok: false, detail: `exit ${status.code}${status.signal ? ` (${status.signal})` : ""}` };
-  } catch (err) {
-    return { ok: false, detail: `cannot run: ${errText(err)}` };
-  }
+/** Run the self-fencing command (`cluster.fence`), bounded to 60 s; output to a 0600 file. */
+async function runFence(
+  command: string[],
+  stateDir: string,
+): Promise<{ ok: boolean; detail: string }> {
+  const o = await runFenceCommand(command, {
+    timeoutMs: 60_000,
+    logFile: `${stateDir}/fence/self.log`,
+    secrets: [],
+    label: "self-fence",
+  });
+  return { ok: o.ok, detail: describeOutcome(o) };
 }
 
 function errText(err: unknown): string {

@@ -8,6 +8,7 @@ import type { EventRecord } from "../store/event_log.ts";
 import type { NodeState } from "../core/types.ts";
 import { peerAlive } from "../core/node_state.ts";
 import { describeMismatch } from "../core/settings.ts";
+import { fenceWarnings } from "../core/survivor_fence.ts";
 
 /** One app in the status document. */
 export interface AppStatus {
@@ -58,6 +59,16 @@ export interface StatusDoc {
   peers: PeerStatus[];
   witness: { url: string; reachable: boolean; kind: string | null; ageMs: number | null } | null;
   warnings: string[];
+  /**
+   * Survivor fences owed by this node's takeover: exit code, duration and a redacted first line
+   * of the latest attempt, never the command or its output.
+   */
+  fencing?: {
+    node: string;
+    state: string;
+    attempts: number;
+    last: { exitCode: number | null; durationMs: number; firstLine: string } | null;
+  }[];
   events: EventRecord[];
   /**
    * How late the agent's tick timers fired (event-loop lag, ms): the worst since the agent
@@ -130,7 +141,7 @@ export function buildStatus(state: NodeState, now: number, events: EventRecord[]
     manifestMatches: p.manifestHash === null ? null : p.manifestHash === m.hash,
     error: p.lastError,
   }));
-  const warnings: string[] = [];
+  const warnings: string[] = [...fenceWarnings(state, now)];
   for (const p of peers) {
     if (p.manifestMatches === false) {
       warnings.push(`manifest differs from ${p.name} (${p.manifestHash} vs ${m.hash})`);
@@ -191,6 +202,20 @@ export function buildStatus(state: NodeState, now: number, events: EventRecord[]
       }
       : null,
     warnings,
+    ...(state.fencing.jobs.length > 0
+      ? {
+        fencing: state.fencing.jobs.map((j) => ({
+          node: j.node,
+          state: j.settled ?? (j.phase === "running" ? "fencing" : "pending"),
+          attempts: j.attempts,
+          last: j.last === null ? null : {
+            exitCode: j.last.exitCode,
+            durationMs: j.last.durationMs,
+            firstLine: j.last.firstLine,
+          },
+        })),
+      }
+      : {}),
     events,
   };
 }

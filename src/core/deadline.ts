@@ -15,6 +15,7 @@ import type { NodeState } from "./types.ts";
 import { deadAfterInForce, fenceAfterInForce } from "./settings.ts";
 import { readyWaitDeadline } from "./ready_wait.ts";
 import { arbiterFenceAfter, hasArbiter } from "./arbiter.ts";
+import { fenceDeadline } from "./survivor_fence.ts";
 
 /**
  * The earliest core-clock time after `now` at which a tick may act; `Infinity` when no timer
@@ -73,6 +74,7 @@ export function nextDeadline(state: NodeState, now: number): number {
   if (state.switchoverWait) at(state.switchoverWait.until);
   at(readyWaitDeadline(state));
   if (state.claiming) at(state.claiming.since + dead);
+  at(fenceDeadline(state)); // survivor fencing: a delay or a retry ends
   if (state.role === "failed" && cluster.failedCooldownMs !== null && state.failedAt !== null) {
     at(state.failedAt + cluster.failedCooldownMs);
   }

@@ -85,6 +85,7 @@ export function initNodeState(
     heldTimings: null,
     readyWait: null,
     vipHeld: null,
+    fencing: { owed: null, jobs: [] },
   };
 }
 
@@ -208,6 +209,7 @@ export function toPersisted(state: NodeState): PersistedState {
       };
     }
   }
+  const fencing = state.fencing.jobs.filter((j) => j.settled === null).map((j) => j.node);
   return {
     version: 1,
     node: state.self,
@@ -217,6 +219,7 @@ export function toPersisted(state: NodeState): PersistedState {
     maintenance: state.maintenance,
     failedReason: state.failedReason,
     apps,
+    ...(fencing.length > 0 ? { fencing } : {}),
   };
 }
 
@@ -256,6 +259,8 @@ export function desiredHere(state: NodeState, spec: AppSpec, now: number): boole
   if (!allowedHere(state, spec)) return false;
   if (!spec.movable) return true;
   if (state.resume !== null) return false; // the lease is not re-established yet
+  // Survivor fencing: the node taken over from is not fenced yet (survivor_fence.ts).
+  if (state.fencing.jobs.some((j) => j.settled === null)) return false;
   if (now < state.bootUntil) {
     return Object.values(state.peers).every((p) => peerAlive(state, p, now));
   }

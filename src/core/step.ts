@@ -43,6 +43,8 @@ import { onSwitchover, progressSwitchover } from "./switchover.ts";
 import { markStarted } from "./start_order.ts";
 import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
 import { syncVips } from "./vip.ts";
+import { onLeaseLost } from "./lease_lost.ts";
+import { onFenceOk, onFencePeerResult, resumeFences, tickFences } from "./survivor_fence.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -123,9 +125,17 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
     case "fence_result":
       onFenceResult(state, event, now, out);
       break;
+    case "fence_peer_result":
+      onFencePeerResult(state, event, now, out);
+      break;
+    case "lease_lost":
+      onLeaseLost(state, event.detail, now, out);
+      break;
     case "command":
       if (event.command.type === "switchover") {
         onSwitchover(state, event.id, event.command.to, now, out);
+      } else if (event.command.type === "fence_ok") {
+        onFenceOk(state, event.id, event.command.node, out);
       } else {
         onCommand(state, event.id, event.command, now, out);
       }
@@ -143,6 +153,7 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   resolveEscalations(state, now, out);
   // Floating IPs go with the SIGKILLs of a step-down, before the save; they come after it.
   syncVips(state, out, false);
+  tickFences(state, now, out); // survivor fencing: due attempts, jobs of a role left
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
   syncVips(state, out, true);
@@ -201,6 +212,7 @@ function onBoot(
       state.role = "active";
       state.activeSince = now;
       state.roleReason = `resumed as active at epoch ${p.epoch} after ${bootKind(ev.reboot)}`;
+      if (p.fencing) resumeFences(state, p.fencing, now, out);
     } else {
       state.roleReason = `resumed as standby after ${bootKind(ev.reboot)}`;
     }

@@ -30,6 +30,7 @@ import {
 import { watchdogBlocks } from "./watchdog_rule.ts";
 import { awaitReady, switchoverOutcome } from "./ready_wait.ts";
 import { releaseVips } from "./vip.ts";
+import { beginFences, oweFence } from "./survivor_fence.ts";
 import type { Out } from "./out.ts";
 import { deadAfterInForce, fenceAfterInForce, releaseHeldTimings } from "./settings.ts";
 import type { AppState, Command, Event, Handover, NodeState, PeerState } from "./types.ts";
@@ -310,6 +311,7 @@ export function becomeActive(
   epoch: number = nextEpoch(state),
 ): void {
   state.epoch = epoch;
+  beginFences(state, reason, now, out); // a takeover from a silent active fences it first
   setRole(state, "active", reason);
   state.activeSince = now;
   state.lastHandoverTo = null;
@@ -657,7 +659,7 @@ export function onCommit(
 export function onCommand(
   state: NodeState,
   id: string,
-  command: Exclude<Command, { type: "switchover" }>,
+  command: Exclude<Command, { type: "switchover" | "fence_ok" }>,
   now: number,
   out: Out,
 ): void {
@@ -842,6 +844,7 @@ function tickStandby(state: NodeState, now: number, out: Out): void {
         "knowing the cluster's (it may repeat one this node used before its state was lost)",
     );
   }
+  oweFence(state, reason, nextEpoch(state), now); // survivor fencing, if it wins
   takeOver(state, reason, now, out);
 }
 

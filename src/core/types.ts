@@ -182,6 +182,8 @@ export interface PersistedState {
   maintenance: boolean;
   failedReason: string | null;
   apps: Record<string, PersistedApp>;
+  /** Survivor fencing: nodes this active still owes a fence (absent: none). */
+  fencing?: string[] | undefined;
 }
 
 /** Identity of one running app, as written to the state directory. */
@@ -288,6 +290,42 @@ export interface NodeState {
   vipHeld: VipSpec[] | null;
   /** A handover commit answered once every movable app is ready here (see `ready_wait.ts`). */
   readyWait?: ReadyWait | null;
+  /** Fencing by the survivor (`survivor_fence.ts`): fences owed and running. */
+  fencing: FencingState;
+}
+
+// ---- survivor fencing (issue 10 item 3; src/core/survivor_fence.ts)
+
+/** What a fence attempt told the driver: never the command line nor its full output. */
+export interface FenceOutcome {
+  ok: boolean;
+  /** Exit code; null if it did not exit (timed out and killed, or could not start). */
+  exitCode: number | null;
+  durationMs: number;
+  /** First line of its output, redacted (credentials, arguments) and bounded. */
+  firstLine: string;
+}
+
+/** One node this node must fence before it starts the movable apps it took from it. */
+export interface FenceJob {
+  node: string;
+  /** The epoch this node took over at: the fence belongs to that takeover. */
+  epoch: number;
+  phase: "waiting" | "running";
+  /** Earliest time of the next attempt (after `fenceDelay`, or the retry delay). */
+  due: number;
+  attempts: number;
+  since: number;
+  last: FenceOutcome | null;
+  /** How it ended: fenced (exit 0), confirmed (`baton fence-ok`), or tried (best-effort). */
+  settled: "fenced" | "confirmed" | "tried" | null;
+}
+
+/** Survivor fencing state: a takeover that owes fences, and the fence jobs. */
+export interface FencingState {
+  /** Set when a standby decides to take over from a silent active; consumed on becoming active. */
+  owed: { targets: string[]; reason: string; epoch: number } | null;
+  jobs: FenceJob[];
 }
 
 /** The commit of a handover to this node, waiting for its movable apps to be ready. */
@@ -326,7 +364,9 @@ export interface NodeInfo {
 export type Command =
   | { type: "switchover"; to: string | null }
   | { type: "maintenance"; on: boolean }
-  | { type: "clear" };
+  | { type: "clear" }
+  /** The operator confirms `node` is powered off (`baton fence-ok NODE`). */
+  | { type: "fence_ok"; node: string };
 
 /** Inputs of the core. */
 export type Event =
@@ -395,6 +435,10 @@ export type Event =
     granted?: number;
     sentAt?: number;
   }
+  /** A fence of `node` (action `fence_peer`) finished. */
+  | ({ type: "fence_peer_result"; node: string; attempt: number } & FenceOutcome)
+  /** The guard fenced this node's movable apps (its lease ran out): the lease is lost. */
+  | { type: "lease_lost"; detail: string }
   | { type: "command"; id: string; command: Command };
 
 /** Kinds of the records the core emits (what happened, for filters and tests). */
@@ -418,6 +462,8 @@ export type CoreRecordKind =
   | "expect_expired"
   | "failed"
   | "fence"
+  | "fence_confirmed"
+  | "fence_wait"
   | "handover"
   | "handover_commit"
   | "handover_done"
@@ -425,6 +471,7 @@ export type CoreRecordKind =
   | "handover_refused"
   | "history"
   | "hold"
+  | "lease_lost"
   | "lease_resumed"
   | "maintenance"
   | "manifest_mismatch"
@@ -510,6 +557,8 @@ export type Action =
   | { type: "send_prepare"; to: string; epoch: number; reason: string }
   | { type: "send_commit"; to: string; epoch: number; reason: string }
   | { type: "fence"; command: string[] }
+  /** Run `node`'s fence command (from the manifest), bounded by `timeoutMs`. */
+  | { type: "fence_peer"; node: string; attempt: number; timeoutMs: number }
   | { type: "reply"; id: string; status: number; body: Record<string, unknown> }
   /**
    * Floating IPs: add them (after the epoch is persisted, before a movable app starts) or remove

@@ -195,8 +195,11 @@ export class GuardProcess {
     }
   }
 
-  /** Every 100 ms: the guard still runs (not stopped), and whether it fenced. */
-  #check(): void {
+  /**
+   * Whether the guard fenced since the last look (it writes `fenced` before its first kill, so
+   * an app's death is never seen before the line); reports `guard_fenced` once per fence.
+   */
+  poll(): void {
     const size = _size(`${this.#dir}/fenced`);
     if (size > this.#fencedSize) {
       this.#fencedSize = size;
@@ -206,6 +209,11 @@ export class GuardProcess {
         "the lease ran out: the guard SIGKILLed the movable apps",
       );
     }
+  }
+
+  /** Every 100 ms: the guard still runs (not stopped), and whether it fenced. */
+  #check(): void {
+    this.poll();
     const pid = this.#pid;
     const stat = pid === null ? null : readProcStat(pid);
     const alive = stat !== null && stat.startTime === this.#startTime && !isDeadState(stat.state);

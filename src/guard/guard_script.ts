@@ -10,9 +10,10 @@
  *
  * When the deadline passes it SIGKILLs every target listed in `DIR/targets` (`cg <dir>`: the
  * whole cgroup, by `cgroup.kill` or by its `cgroup.procs`; `pg <pgid> <starttime>`: the process
- * group, only if its leader still has that start time), removes each floating IP listed
- * (`ip <address/prefix> <interface>`, after the kills: `ip addr del`), appends `<uptime-ms> <reason>` to
- * `DIR/fenced`, and disarms. A SIGTERM, SIGINT or SIGHUP to an armed guard fences at once too.
+ * group, only if its leader still has that start time), having first appended
+ * `<uptime-ms> <reason>` to `DIR/fenced` (so the line exists before any app dies), removes each
+ * floating IP listed (`ip <address/prefix> <interface>`, after the kills: `ip addr del`), and
+ * disarms. A SIGTERM, SIGINT or SIGHUP to an armed guard fences at once too.
  * It opens its FIFO read-write, so it never sees an end of file when an agent goes away; if
  * reading it fails anyway, an armed guard fences and exits (never a busy loop). It raises itself
  * to real-time priority (SCHED_FIFO 10, else nice -20) once at start: it sleeps in `read`
@@ -33,6 +34,9 @@ deadline=0 now=0 cmd= arg= t= rem= rc=0
 _now() { local up; read -r up _ </proc/uptime; up=@{up/./}; now=$(( 10#$up * 10 )); }
 _fence() {
   local kind a b line rest p round
+  # Recorded before the first kill, so an agent that sees an app die already finds the line.
+  _now
+  echo "$now $reason" >>"$dir/fenced"
   while read -r kind a b; do
     case $kind in
       cg)
@@ -51,8 +55,6 @@ _fence() {
       ip) ip addr del "$a" dev "$b" >/dev/null 2>&1 ;;
     esac
   done <"$dir/targets" 2>/dev/null
-  _now
-  echo "$now $reason" >>"$dir/fenced"
   deadline=0
 }
 trap 'if (( deadline > 0 )); then reason=signal; _fence; fi; exit 0' TERM INT HUP

@@ -32,6 +32,8 @@ export interface GuardPort {
   status(): { pid: number | null; lease: GuardLease; replaced: number; error: string | null };
   /** Stop watching; the guard keeps running with its lease. */
   close(): void;
+  /** Look now whether the guard fenced (reports `guard_fenced` once per fence). */
+  poll?(): void;
 }
 
 /** Where the guard runs: whether it can, how to reach it, and the host's boot clock. */
@@ -67,8 +69,13 @@ export function realGuardHost(dir: string): GuardHost {
 
 /** What the agent calls; see {@linkcode GuardLeaseDriver}. */
 export interface LeaseSink {
-  /** Where to report what operators should see (the agent's event log). */
-  attach(report: GuardReport): void;
+  /**
+   * Where to report what operators should see (the agent's event log), and whom to tell that
+   * the guard fenced (the lease is lost: the agent feeds `lease_lost` to the core).
+   */
+  attach(report: GuardReport, onLeaseLost?: (detail: string) => void): void;
+  /** Before an app exit is handled: has the guard fenced? (then `onLeaseLost` first). */
+  poll?(): void;
   /** After every step: `changed` when the step acted (apps may have started or stopped). */
   observe(state: NodeState, now: number, event: Event, changed: boolean): void;
   /** For status. */
@@ -114,8 +121,16 @@ export class GuardLeaseDriver implements LeaseSink {
   }
 
   /** {@inheritDoc LeaseSink.attach} */
-  attach(report: GuardReport): void {
-    this.#report = report;
+  attach(report: GuardReport, onLeaseLost?: (detail: string) => void): void {
+    this.#report = (level, kind, message) => {
+      report(level, kind, message);
+      if (kind === "guard_fenced") onLeaseLost?.(message);
+    };
+  }
+
+  /** {@inheritDoc LeaseSink.poll} */
+  poll(): void {
+    this.#guard?.poll?.();
   }
 
   /** {@inheritDoc LeaseSink.observe} */

@@ -35,8 +35,9 @@ cluster:
   # A third party both nodes can reach; with two nodes it decides who stays active
   # when they lose sight of each other. Run it on a third machine in production.
   witness: http://127.0.0.1:7400
-  # Command run when a node escalates and has stopped its apps, e.g. a power-off:
-  # fence: [ipmitool, -H, bmc-alpha, -U, admin, chassis, power, off]
+  # Self-fencing (a command a node that escalates runs on itself once its apps are stopped;
+  # {node} is that node). Survivor fencing is per node instead: nodes.<name>.fence (README).
+  # fence: [/usr/local/bin/fence-self, "{node}"]
   # A failed node becomes standby again after this long (default: only \`baton clear\`):
   # failedCooldown: 10m
 

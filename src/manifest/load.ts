@@ -259,6 +259,28 @@ function _lenient<S extends z.ZodType>(schema: S, value: unknown): z.output<S> |
   return null;
 }
 
+/** Survivor fencing: with `required` in force, every node of a cluster needs a fence command. */
+function _reportFencing(
+  cluster: Record<string, unknown>,
+  nodes: Record<string, unknown>,
+  d: _Diagnostics,
+): void {
+  const fenced = Object.keys(nodes).filter((n) => _record(nodes[n])?.["fence"] != null);
+  const mode = cluster["fencing"] ?? (fenced.length > 0 ? "required" : "off");
+  if (mode !== "required" || Object.keys(nodes).length < 2) return;
+  for (const name of Object.keys(nodes)) {
+    if (fenced.includes(name)) continue;
+    d.error(
+      ["nodes", name],
+      `node "${name}" has no fence command but fencing is required` +
+        (cluster["fencing"] == null ? " (the default once a node has one)" : "") +
+        `: a takeover from it would wait for "baton fence-ok"; add nodes.${name}.fence, or ` +
+        "set cluster.fencing: best-effort",
+      "key",
+    );
+  }
+}
+
 function _badName(kind: string, name: string): string {
   return `invalid ${kind} name "${name}": expected letters, digits, "_" or "-", ` +
     "starting with a letter or digit";
@@ -343,6 +365,7 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     }
     for (const p of groupProblems(parsedGroups, movable, nodeNames)) d.error(p.path, p.message);
   }
+  _reportFencing(cluster, nodes, d);
   const witness = cluster["witness"];
   // etcd coordinator (issue 14): its own checks; it arbitrates instead of a witness.
   const coordinator = cluster["coordinator"] == null
@@ -353,7 +376,8 @@ function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     for (const p of coordinatorProblems(cluster, coordinator, interval)) d.error(p.path, p.message);
   }
   if (nodeNames.length === 2 && witness == null && cluster["coordinator"] == null) {
-    if (cluster["fence"] == null) {
+    const survivorFence = Object.values(nodes).some((n) => _record(n)?.["fence"] != null);
+    if (cluster["fence"] == null && !survivorFence) {
       d.error(
         ["nodes"],
         "two nodes and no cluster.witness nor cluster.fence: a network partition makes both " +
@@ -574,8 +598,11 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       url: _trimUrl(node.url),
       priority: node.priority,
       ...(node.maxGroups !== undefined ? { maxGroups: node.maxGroups } : {}),
+      ...(node.fence ? { fence: node.fence } : {}),
+      ...(node.fenceCredentials ? { fenceCredentials: abs(node.fenceCredentials) } : {}),
     };
   }
+  const anyFence = Object.values(nodes).some((n) => n.fence !== undefined);
   const apps: Record<string, AppSpec> = {};
   for (const [name, app] of Object.entries(raw.apps)) {
     const spec: Omit<AppSpec, "hash"> = {
@@ -644,6 +671,12 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
       }
       : {}),
     fence: c.fence ?? null,
+    fencing: {
+      mode: c.fencing ?? (anyFence ? "required" : "off"),
+      timeoutMs: c.fenceTimeout,
+      delayMs: c.fenceDelay,
+      retryMs: c.fenceRetry,
+    },
     failedCooldownMs: c.failedCooldown ?? null,
     ...(c.vip && c.vip.length > 0 ? { vip: toVipSpecs(c.vip) } : {}),
     ...(c.watchdog && c.watchdog.mode !== "off"

@@ -370,7 +370,13 @@ export const NodeSchema = z.strictObject({
   priority: z.int({ error: _wrong("an integer priority") }).default(0),
   // groups across N hosts (issue 14): how many groups this node may run at once.
   maxGroups: MaxGroupsSchema.optional(),
-}, { error: _wrong("a node mapping { url, priority }") });
+  // Survivor fencing (issue 10 item 3): what the others run against this node.
+  fence: CommandSchema.optional(),
+  fenceCredentials: _nonEmptyString("a credentials file path").optional(),
+}, { error: _wrong("a node mapping { url, priority, maxGroups, fence, fenceCredentials }") });
+
+/** `cluster.fencing`: survivor fencing policy. */
+export const FENCING_MODES = ["required", "best-effort", "off"] as const;
 
 /** `cluster.heartbeat`. */
 export const HeartbeatSchema = z.strictObject({
@@ -464,6 +470,13 @@ export const ClusterSchema = z.strictObject({
   vip: VipListSchema.optional(),
   // etcd coordinator (issue 14): instead of witness; see coordinator.ts.
   coordinator: CoordinatorSchema.optional(),
+  // Survivor fencing (issue 10 item 3): policy and timings of nodes.X.fence.
+  fencing: z.enum(FENCING_MODES, {
+    error: (iss) => `expected required, best-effort or off, found ${describeValue(iss.input)}`,
+  }).optional(),
+  fenceTimeout: PositiveDurationSchema.default(30_000),
+  fenceDelay: PositiveDurationSchema.default(5_000),
+  fenceRetry: PositiveDurationSchema.default(5_000),
 }, { error: _wrong("a cluster mapping { name, heartbeat, ... }") });
 
 /** `nodes:`: at least one node. */

@@ -84,6 +84,25 @@ export interface NodeSpec {
   priority: number;
   /** How many groups of movable apps it may run at once (issue 14); absent: no limit. */
   maxGroups?: number;
+  /**
+   * Survivor fencing: the command another node runs against this one when it takes over from
+   * it (`{node}`, `{url}`, `{credentials}` substituted). Absent: this node is never fenced.
+   */
+  fence?: string[];
+  /** Absolute path of the file `{credentials}` names (read by the fence command itself). */
+  fenceCredentials?: string;
+}
+
+/** Survivor fencing policy (`cluster.fencing`, `fenceTimeout`, `fenceDelay`, `fenceRetry`). */
+export interface FencingSpec {
+  /** required: no takeover without a fence; best-effort: try, then go on; off: never fence. */
+  mode: "required" | "best-effort" | "off";
+  /** One attempt must exit 0 within this long. Default 30 s. */
+  timeoutMs: number;
+  /** Without an arbiter, the lower-priority node waits this long before it fences. Default 5 s. */
+  delayMs: number;
+  /** Delay between failed attempts (required). Default 5 s. */
+  retryMs: number;
 }
 
 /** The witness: a third party both nodes can reach, used to break partitions. */
@@ -161,8 +180,10 @@ export interface Manifest {
       fenceAfterMs: number;
     };
     witness: WitnessSpec | null;
-    /** Command run after the host stopped its apps on escalation (e.g. IPMI power-off). */
+    /** Self-fencing: command run by an escalating host on itself once its apps are stopped. */
     fence: string[] | null;
+    /** Survivor fencing (`nodes.X.fence`); absent: the defaults (see `survivor_fence.ts`). */
+    fencing?: FencingSpec;
     /** A failed node becomes standby again after this long; null = only `baton clear`. */
     failedCooldownMs: number | null;
     tls: { cert: string; key: string; ca: string | null } | null;

@@ -51,6 +51,9 @@ export const SwitchoverSchema = z.strictObject({ to: name.nullable().optional() 
 /** `POST /v1/maintenance`. */
 export const MaintenanceSchema = z.strictObject({ on: z.boolean() });
 
+/** `POST /v1/fence-ok`: the operator confirms `node` is powered off (survivor fencing). */
+export const FenceOkSchema = z.strictObject({ node: name });
+
 /** `POST /v1/clear` and `/v1/reload` take an empty object. */
 export const EmptySchema = z.strictObject({});
 

@@ -17,6 +17,7 @@ import { type AuthVariables, hmacAuth, type RequestVerifier } from "./auth.ts";
 import {
   describeZodError,
   EmptySchema,
+  FenceOkSchema,
   MaintenanceSchema,
   NodeInfoSchema,
   SwitchoverSchema,
@@ -136,6 +137,12 @@ export function createPeerApi(agent: ApiAgent, verifier: RequestVerifier): Hono<
   app.post("/v1/clear", async (c) => {
     parse(EmptySchema, c.get("rawBody"));
     const r = await agent.command({ type: "clear" });
+    return c.json(r.body, r.status as 200);
+  });
+
+  app.post("/v1/fence-ok", async (c) => {
+    const body = parse(FenceOkSchema, c.get("rawBody"));
+    const r = await agent.command({ type: "fence_ok", node: body.node });
     return c.json(r.body, r.status as 200);
   });
 

@@ -78,6 +78,8 @@ export interface Scenario {
   priorities: Record<string, number>;
   witness: WitnessKind;
   fence: boolean;
+  /** Survivor fencing: every node has a fence command (the twin powers the host off). */
+  survivorFence?: boolean;
   failedCooldownMs: number | null;
   /** Random message loss while faults are on. */
   lossRate: number;
@@ -102,6 +104,12 @@ export interface ScenarioOptions {
    * window they used to open. `false` leaves them out.
    */
   agentFaults?: boolean;
+  /**
+   * Give every node a survivor fence command (`nodes.X.fence`, fencing required): a takeover
+   * from a silent active powers that host off (the twin kills it; it comes back 1–4 s later)
+   * before the apps start. Off by default (it draws nothing from the seed, so seeds are kept).
+   */
+  survivorFence?: boolean;
 }
 
 // ---------------------------------------------------------------- scenario
@@ -222,6 +230,7 @@ export function generateScenario(seed: number, opts: ScenarioOptions = {}): Scen
     faultMs,
     settleMs,
     faults,
+    ...(opts.survivorFence ? { survivorFence: true } : {}),
   };
 }
 
@@ -275,7 +284,12 @@ function partition(
 export function buildManifest(s: Scenario, version = 1): Manifest {
   const nodes: Manifest["nodes"] = {};
   for (const name of s.nodes) {
-    nodes[name] = { name, url: `http://${name}:7946`, priority: s.priorities[name] ?? 0 };
+    nodes[name] = {
+      name,
+      url: `http://${name}:7946`,
+      priority: s.priorities[name] ?? 0,
+      ...(s.survivorFence ? { fence: ["sim-power-off", "{node}"] } : {}),
+    };
   }
   const restart = { limit: 1, windowMs: 5_000, backoffMs: 200, backoffMaxMs: 2_000 };
   const stop = { signal: "SIGTERM" as const, timeoutMs: 300 };
@@ -300,6 +314,9 @@ export function buildManifest(s: Scenario, version = 1): Manifest {
         ? null
         : { url: "http://witness:7950", kind: s.witness === "http" ? "http" : "baton" },
       fence: s.fence ? ["fence-self"] : null,
+      ...(s.survivorFence
+        ? { fencing: { mode: "required" as const, timeoutMs: 2_000, delayMs: 1_000, retryMs: 500 } }
+        : {}),
       failedCooldownMs: s.failedCooldownMs,
       tls: null,
     },
@@ -333,6 +350,8 @@ function fmtCommand(c: Command): string {
       return `maintenance ${c.on ? "on" : "off"}`;
     case "clear":
       return "clear";
+    case "fence_ok":
+      return `fence-ok ${c.node}`;
   }
 }
 

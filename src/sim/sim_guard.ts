@@ -77,6 +77,8 @@ export class SimGuardPort implements GuardPort {
   readonly #report: GuardReport;
   #guard: SimGuard | null = null;
   #lease: GuardLease = { kind: "unknown" };
+  /** Fences of the guard this port has reported (as the real port's `fenced` file size). */
+  #seen = 0;
 
   /** A port of agent process `inc` to the guard of `h`. */
   constructor(w: GuardWorld, h: SimHost, inc: Incarnation, report: GuardReport) {
@@ -104,19 +106,25 @@ export class SimGuardPort implements GuardPort {
       this.#w.world(h.name, `guard starts (pid ${h.guard.pid}, disarmed)`);
     }
     const g = this.#guard = h.guard;
+    this.#seen = g.fenced;
     const inc = this.#inc;
     g.watchers.add(() => {
       if (h.live !== inc) return;
-      inc.group.set(
-        () =>
-          this.#report(
-            "error",
-            "guard_fenced",
-            "the lease ran out: the guard SIGKILLed the movable apps",
-          ),
-        this.#w.rngGuard.int(0, 100),
-      );
+      // The real agent's 100 ms check of the `fenced` file (or an app exit, `poll`, first).
+      inc.group.set(() => this.poll(), this.#w.rngGuard.int(0, 100));
     });
+  }
+
+  /** {@inheritDoc GuardPort.poll} */
+  poll(): void {
+    const g = this.#guard;
+    if (g === null || g.fenced <= this.#seen) return;
+    this.#seen = g.fenced;
+    this.#report(
+      "error",
+      "guard_fenced",
+      "the lease ran out: the guard SIGKILLed the movable apps",
+    );
   }
 
   /** {@inheritDoc GuardPort.arm} */
@@ -183,6 +191,7 @@ function expire(w: GuardWorld, h: SimHost, g: SimGuard): void {
 /** SIGKILL of every target, as listed now (the real guard reads its targets file then). */
 function fence(w: GuardWorld, h: SimHost, g: SimGuard): void {
   if (h.guard !== g) return;
+  g.fenced++; // noted before the first kill, as the real guard does
   const killed: number[] = [];
   for (const line of g.targets) {
     const [kind, a, b] = line.split(" ");
@@ -193,7 +202,6 @@ function fence(w: GuardWorld, h: SimHost, g: SimGuard): void {
     h.procs.kill(pid, "killed by SIGKILL (the guard: lease expired)");
     killed.push(pid);
   }
-  g.fenced++;
   w.world(
     h.name,
     `guard: lease expired, SIGKILL ${killed.length > 0 ? `pid ${killed.join(", ")}` : "(none)"}`,

@@ -246,6 +246,21 @@ export class Simulation {
             resolve({ ok, detail: ok ? "exit 0" : "exit 1" });
           }, rng.int(10, 200));
         }),
+      // Survivor fencing: the target host loses power (back 1–4 s later), or the fence fails.
+      fencePeer: ({ node }) =>
+        new Promise((resolve) => {
+          const ok = rng.chance(0.85);
+          const took = rng.int(10, 300);
+          group.set(() => {
+            const target = this.hosts[node];
+            if (ok && target) {
+              this.world(h.name, `fence of ${node}: powers ${node} off`);
+              this.killHost(target);
+              this.vt.set(() => this.reviveHost(target), rng.int(1_000, 4_000));
+            } else this.world(h.name, `fence of ${node} fails`);
+            resolve({ ok, exitCode: ok ? 0 : 1, durationMs: took, firstLine: "" });
+          }, took);
+        }),
       runCheck: () =>
         new Promise((resolve) => {
           const failing = (h.checkFail.get("web") ?? 0) > 0;

@@ -45,6 +45,8 @@ export const persistedStateSchema = z.strictObject({
   maintenance: z.boolean(),
   failedReason: z.string().nullable(),
   apps: z.record(z.string(), _persistedAppSchema),
+  /** Survivor fencing: nodes this active must still fence before its movable apps start. */
+  fencing: z.array(z.string().min(1)).max(64).optional(),
 }) satisfies z.ZodType<PersistedState>;
 
 /** Result of {@linkcode StateStore.load}: state null = no state file yet (first boot). */

@@ -8,7 +8,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { AppSpec, CheckSpec, Manifest, NodeSpec } from "../../src/manifest/types.ts";
+import type {
+  AppSpec,
+  CheckSpec,
+  FencingSpec,
+  Manifest,
+  NodeSpec,
+} from "../../src/manifest/types.ts";
 import { initNodeState, nodeInfo } from "../../src/core/node_state.ts";
 import { step } from "../../src/core/step.ts";
 import type {
@@ -95,6 +101,10 @@ export interface ManifestOptions {
    */
   witness?: boolean | "baton" | "http";
   fence?: string[] | null;
+  /** Survivor fencing: node name → its fence command (`nodes.X.fence`). */
+  nodeFence?: Record<string, string[]>;
+  /** Survivor fencing policy (`cluster.fencing`); absent: the default. */
+  fencing?: FencingSpec;
   failedCooldownMs?: number | null;
   /** Manifest hash; default derived from the app hashes. */
   hash?: string;
@@ -112,7 +122,13 @@ export function makeManifest(opts: ManifestOptions = {}): Manifest {
   const nodes: Record<string, NodeSpec> = {};
   let port = 7401;
   for (const [name, priority] of Object.entries(opts.nodes ?? { alpha: 1 })) {
-    nodes[name] = { name, url: `http://127.0.0.1:${port++}`, priority };
+    const fence = opts.nodeFence?.[name];
+    nodes[name] = {
+      name,
+      url: `http://127.0.0.1:${port++}`,
+      priority,
+      ...(fence ? { fence } : {}),
+    };
   }
   const apps: Record<string, AppSpec> = {};
   for (const app of opts.apps ?? []) apps[app.name] = app;
@@ -125,6 +141,7 @@ export function makeManifest(opts: ManifestOptions = {}): Manifest {
         ? { url: "http://127.0.0.1:7400", kind: opts.witness === "baton" ? "baton" : "http" }
         : null,
       fence: opts.fence ?? null,
+      ...(opts.fencing ? { fencing: opts.fencing } : {}),
       failedCooldownMs: opts.failedCooldownMs ?? null,
       tls: null,
     },
