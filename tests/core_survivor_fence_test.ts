@@ -173,8 +173,9 @@ Deno.test("survivor fence: a planned switchover fences nobody", () => {
           epoch: act.epoch,
           reason: act.reason,
         }, 8_200);
-        b.settle(got, 8_200);
-        const reply = replies(got)[0]!;
+        // A commit is answered once the movable apps are ready here (dependsOn/readyTimeout).
+        const settled = b.settle(got, 8_200);
+        const reply = replies([...got, ...settled])[0]!;
         next.push(...a.feed({
           type: act.type === "send_prepare" ? "prepare_result" : "commit_result",
           to: "beta",
