@@ -21,6 +21,8 @@ const arg = (name: string, dflt: number) => {
 };
 const CONNS = arg("conns", 1000);
 const SECONDS = arg("seconds", 20);
+/** `--v8 <flags>`: V8 flags of the agents (e.g. `--max-semi-space-size=1`, to tell heap from buffers). */
+const V8 = args.includes("--v8") ? args[args.indexOf("--v8") + 1] ?? "" : "";
 
 async function ages(c: LocalCluster): Promise<{ alphaHearsBeta: number; betaHearsAlpha: number }> {
   const get = async (node: string) => {
@@ -37,6 +39,7 @@ const c = await LocalCluster.create({
   apps: () => "  idle: { command: [sleep, infinity] }",
   interval: "200ms",
   deadAfter: "1s",
+  ...(V8 ? { denoFlags: [`--v8-flags=${V8}`] } : {}),
 });
 try {
   await c.startAgent("alpha");
