@@ -40,6 +40,10 @@ const c = await LocalCluster.create({
   interval: "200ms",
   deadAfter: "1s",
   ...(V8 ? { denoFlags: [`--v8-flags=${V8}`] } : {}),
+  // `--arenas n`: glibc malloc arenas of the attacked agent (to tell allocator retention apart).
+  ...(args.includes("--arenas")
+    ? { env: { alpha: { MALLOC_ARENA_MAX: String(arg("arenas", 2)) } } }
+    : {}),
 });
 try {
   await c.startAgent("alpha");
