@@ -67,6 +67,8 @@ Deno.test({
     try {
       cluster.startWitness();
       await cluster.startAgent("alpha");
+      // beta starts once alpha is active: a slow start of alpha must not make beta active.
+      await cluster.waitRole("alpha", "active", 30_000);
       await cluster.startAgent("beta");
       await cluster.waitRunning("alpha", ["web", "api", "logger"], 30_000);
       await cluster.waitRunning("beta", ["logger"], 30_000);

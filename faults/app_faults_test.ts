@@ -299,6 +299,8 @@ Deno.test({
     }, async ({ cluster, sampler }) => {
       cluster.startWitness();
       await cluster.startAgent("alpha");
+      // beta starts once alpha is active: a slow start of alpha must not make beta active.
+      await cluster.waitRole("alpha", "active", 30_000);
       await cluster.startAgent("beta");
       await cluster.waitRunning("alpha", ["web"], 30_000);
       const smp = await sampler(["crashy", "web"]);

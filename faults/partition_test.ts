@@ -94,6 +94,13 @@ async function scenario(title: string, fn: (env: Env) => Promise<void>): Promise
     };
     await c.startWitness();
     await c.startAgent("alpha");
+    // Every scenario starts from "alpha active, beta standby": beta starts once alpha is active,
+    // or a slow start of alpha's runtime (a loaded host) would rightly make beta the active.
+    await poll(
+      "alpha active",
+      async () => (await c.status("alpha"))?.role === "active" || null,
+      30_000,
+    );
     await c.startAgent("beta");
     await waitSteady(env, "alpha");
     await fn(env);

@@ -267,6 +267,8 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
         }
         c.startWitness();
         await c.startAgent("alpha");
+        // beta starts once alpha is active: a slow start of alpha must not make beta active.
+        await c.waitRole("alpha", "active", 30_000);
         await c.startAgent("beta");
         await c.waitRunning("alpha", ["web"], 30_000);
         await c.waitRole("beta", "standby", 30_000);

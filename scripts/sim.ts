@@ -3,7 +3,7 @@
  *
  *   deno run scripts/sim.ts --seeds 1000 [--start N] [--random K] [--nodes 2|3]
  *                           [--witness none|http|baton] [--seconds N] [--settle N] [--steps N]
- *                           [--agent-faults] [--oneway-messages] [--traces K]
+ *                           [--no-agent-faults] [--oneway-messages] [--traces K]
  *   deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]
  *
  * Runs one simulation per seed and checks every invariant after every step. A failing seed
@@ -13,8 +13,11 @@
  * - `--seeds N --start S`: seeds S … S+N-1 (default 100 seeds from 1).
  * - `--random K`: K more seeds drawn at random (printed before the run); a failing one
  *   reproduces with the `reproduce:` command printed, like any other.
- * - `--agent-faults`: also draw agent pauses (SIGSTOP), agent deaths and host reboots. Off in
- *   CI until the fencing issue closes the duplicate window they open.
+ * - Agent faults are drawn by default: agent pauses (SIGSTOP, some just before or just after a
+ *   lease renewal), agent deaths and host reboots; each host runs a guard twin that kills its
+ *   movable apps when the lease runs out. `--no-agent-faults` leaves them out (the seeds then
+ *   draw the schedules they drew before the guard existed); `--agent-faults` is accepted and
+ *   changes nothing.
  * - `--nodes`, `--witness`: fix the cluster shape (default: drawn from each seed). A seed
  *   reproduces only with the same flags; the `reproduce:` line repeats them.
  * - `--seconds N` (default 20): fault phase; `--settle N` (default 10): time after the heal by
@@ -56,7 +59,7 @@ interface Args {
 }
 
 const USAGE = `usage: deno run scripts/sim.ts --seeds N [--start N] [--random K] [--nodes 2|3] ` +
-  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--agent-faults] ` +
+  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--no-agent-faults] ` +
   `[--oneway-messages] [--traces K]
        deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]`;
 
@@ -119,6 +122,9 @@ function parseArgs(argv: string[]): Args {
       case "--agent-faults":
         args.scenario.agentFaults = true;
         break;
+      case "--no-agent-faults":
+        args.scenario.agentFaults = false;
+        break;
       case "--random":
         args.random = num(flag, value());
         break;
@@ -156,7 +162,7 @@ function reproduce(args: Args, seed: number): string {
   if (s.witness) parts.push(`--witness ${s.witness}`);
   if (s.faultMs !== undefined) parts.push(`--seconds ${s.faultMs / 1000}`);
   if (s.settleMs !== undefined) parts.push(`--settle ${s.settleMs / 1000}`);
-  if (s.agentFaults) parts.push("--agent-faults");
+  if (s.agentFaults === false) parts.push("--no-agent-faults");
   if (args.run.oneWay === "message") parts.push("--oneway-messages");
   parts.push("--trace");
   return parts.join(" ");

@@ -3,33 +3,17 @@
  * `batonCommand` (the flags of the compiled binary), checking exit codes and what is printed.
  */
 import assert from "node:assert/strict";
-import { batonCommand, freePort } from "../scripts/local_cluster.ts";
+import { freePort } from "../scripts/local_cluster.ts";
 import { buildProgram } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
+import { type CliRun, runBaton } from "./helpers/cli_run.ts";
 import { hostileManifests } from "./helpers/hostile_manifests.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
 /** Run `baton ...args` in `cwd`; BATON_* variables of the test environment are not passed. */
-async function baton(args: string[], cwd?: string): Promise<Run> {
-  const env = Deno.env.toObject();
-  for (const k of Object.keys(env)) if (k.startsWith("BATON_")) delete env[k];
-  const [program, ...rest] = batonCommand(...args);
-  const out = await new Deno.Command(program!, {
-    args: rest,
-    ...(cwd === undefined ? {} : { cwd }),
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function baton(args: string[], cwd?: string): Promise<Run> {
+  return runBaton(args, cwd === undefined ? {} : { cwd });
 }
 
 function noStackTrace(r: Run): void {

@@ -156,6 +156,8 @@ async function withTlsCluster(
     });
     c.startWitness();
     await c.startAgent("alpha");
+    // beta starts once alpha is active: a slow start of alpha must not make beta active.
+    await c.waitRole("alpha", "active", 30_000);
     await c.startAgent("beta");
     await fn(c, pki);
   } catch (err) {

@@ -313,21 +313,38 @@ Deno.test("shrinkScenario keeps the violation and removes the faults that do not
   );
 });
 
-Deno.test("runSimulation runs the real Agent: a paused active's app runs on two hosts (known window, fencing issue)", async () => {
+Deno.test("runSimulation runs the real Agent: the guard kills a paused active's apps before the standby starts them", async () => {
   // With a witness, heartbeat 100 ms / deadAfter 500 ms: SIGSTOP of the active's agent for
-  // 3 s. Its apps keep running; the standby takes over after deadAfter. Until the fencing
-  // issue closes the window, this is the duplicate `--agent-faults` finds.
+  // 3 s (at any moment, and just before or just after a lease renewal). Its apps would keep
+  // running; the host's guard (the real GuardLeaseDriver over the twin) SIGKILLs them when the
+  // lease runs out, before the standby takes over at deadAfter: no duplicate.
   const base = generateScenario(2, { nodes: 2, witness: "baton", faultMs: 8_000, settleMs: 6_000 });
-  const s: Scenario = {
-    ...base,
-    lossRate: 0,
-    spikeRate: 0,
-    faults: [{ kind: "agent_pause", at: 3_000, until: 6_000, host: "active" }],
-  };
-  const r = await runSimulation(s, { trace: true });
-  assert.equal(r.violations[0]?.invariant, "single-runner", JSON.stringify(r.violations));
-  assert.ok(r.violations[0]!.at > 3_000 && r.violations[0]!.at < 6_000);
-  assert.ok(formatTrace(r).includes("agent paused (SIGSTOP)"));
+  for (const edge of [null, "before_renewal", "after_renewal"] as const) {
+    const pause = { kind: "agent_pause", at: 3_000, until: 6_000, host: "active" } as const;
+    const s: Scenario = {
+      ...base,
+      lossRate: 0,
+      spikeRate: 0,
+      faults: [edge === null ? pause : { ...pause, edge }],
+    };
+    const r = await runSimulation(s, { trace: true });
+    assert.deepEqual(r.violations, [], `edge ${edge}`);
+    const trace = formatTrace(r);
+    assert.ok(trace.includes("paused (SIGSTOP)"), `edge ${edge}: the pause happened`);
+    const lines = trace.split("\n");
+    const killed = lines.findIndex((l) =>
+      l.includes("alpha") && l.includes("guard: lease expired")
+    );
+    const started = lines.findIndex((l) => l.includes("beta") && l.includes("process web"));
+    assert.ok(killed >= 0 && started > killed, `edge ${edge}: guard kill before beta's start`);
+  }
+});
+
+Deno.test("runSimulation without agent faults draws the schedules it drew before the guard", () => {
+  const on = generateScenario(41);
+  const off = generateScenario(41, { agentFaults: false });
+  assert.ok(on.faults.some((f) => f.kind === "agent_crash"), "seed 41 draws an agent death");
+  assert.ok(!off.faults.some((f) => ["agent_crash", "agent_pause", "reboot"].includes(f.kind)));
 });
 
 Deno.test("runSimulation: slow and failing state writes never let a spawn run ahead of the disk", async () => {

@@ -8,7 +8,7 @@
 import { CheckScheduler } from "../checks/check_scheduler.ts";
 import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
-import { initNodeState, nodeInfo } from "../core/node_state.ts";
+import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
 import type {
   Action,
@@ -31,6 +31,7 @@ import type { ProcessRunner } from "../supervisor/process_runner.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
+import { SaveQueue } from "./save_queue.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 
 /** A reply to an operator or peer request that went through the core. */
@@ -107,6 +108,7 @@ export class Agent {
   #clock: Clock;
   #timers: Timers;
   #store: StateStorage;
+  #saves: SaveQueue;
   #checks: CheckScheduler;
   #link: PeerLink;
   #chain: Promise<void> = Promise.resolve();
@@ -144,6 +146,7 @@ export class Agent {
     this.#log = opts.log ?? ((line) => console.error(line));
     this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
     this.#store = opts.store ?? new StateStore(opts.stateDir);
+    this.#saves = new SaveQueue(this.#store, (state, gen, err) => this.#saved(state, gen, err));
     this.events = opts.events ?? new EventLog(opts.stateDir);
     this.#checks = opts.checks ??
       new CheckScheduler(
@@ -497,7 +500,10 @@ export class Agent {
     }
   }
 
-  /** Queue one save; a save of new durable fields also holds back the actions after it. */
+  /**
+   * Queue one save (coalesced with a save of the same durable fields still waiting: see
+   * save_queue.ts); a save of new durable fields also holds back the actions after it.
+   */
   #persist(state: PersistedState): void {
     const key = `${state.epoch}/${state.role}/${state.roleSeq}/${state.maintenance}`;
     const barrier = key !== this.#barrierKey;
@@ -505,22 +511,22 @@ export class Agent {
       this.#barrierKey = key;
       this.#barrierGen++;
     }
-    const gen = this.#barrierGen;
-    const saved = this.#store.save(state).then(
-      () => {
-        this.#persistError = null;
-        this.#onDisk = { role: state.role, epoch: state.epoch };
-        this.#durableGen = Math.max(this.#durableGen, gen);
-        return null;
-      },
-      (err) => {
-        this.#persistError = `cannot write state: ${errText(err)}`;
-        this.#record("error", null, "persist_failed", this.#persistError);
-        return this.#persistError;
-      },
-    );
+    const saved = this.#saves.push(state, key, this.#barrierGen);
     this.#lastSave = saved;
     if (barrier) this.#chain = this.#chain.then(() => saved.then(() => {}));
+  }
+
+  /** A save finished (save_queue.ts): what its waiters are told. */
+  #saved(state: PersistedState, gen: number, err: unknown): string | null {
+    if (err === null) {
+      this.#persistError = null;
+      this.#onDisk = { role: state.role, epoch: state.epoch };
+      this.#durableGen = Math.max(this.#durableGen, gen);
+      return null;
+    }
+    this.#persistError = `cannot write state: ${errText(err)}`;
+    this.#record("error", null, "persist_failed", this.#persistError);
+    return this.#persistError;
   }
 
   #perform(action: Action, failedPersist: string | null): void {
@@ -528,7 +534,10 @@ export class Agent {
     switch (action.type) {
       case "spawn": {
         if (failedPersist) {
-          // Never start an app under a role or epoch that is not on disk.
+          // Never start an app under a role or epoch that is not on disk. Write it again: a
+          // failed write is otherwise retried only when the durable state changes once more,
+          // so a disk that recovered would leave the node refusing every start for good.
+          this.#persist(toPersisted(this.state));
           this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
           return;
         }

@@ -7,8 +7,15 @@
  *
  * @example
  * ```ts
- * const obs = await createObservers({ manifest, node, client, agent: () => agent });
- * const agent = new Agent({ ...opts, transport: obs.transport, checks: obs.checks,
+ * import { Agent, type AgentOptions } from "./agent.ts";
+ * import type { Manifest } from "../manifest/types.ts";
+ * import { PeerClient } from "../peer/client.ts";
+ * declare const manifest: Manifest;
+ * declare const opts: AgentOptions;
+ * const client = new PeerClient({ node: "alpha", secret: "s3cret", timeoutMs: 1_000 });
+ * let agent: Agent | null = null;
+ * const obs = await createObservers({ manifest, node: "alpha", client, agent: () => agent });
+ * agent = new Agent({ ...opts, transport: obs.transport, checks: obs.checks,
  *   onRecord: obs.onRecord });
  * ```
  *

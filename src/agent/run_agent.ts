@@ -20,7 +20,7 @@ import { RealProcessRunner } from "../supervisor/real_runner.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
-import { GuardLeaseDriver } from "../guard/lease_driver.ts";
+import { GuardLeaseDriver, realGuardHost } from "../guard/lease_driver.ts";
 
 /** Options of `baton run`, resolved by the CLI. */
 export interface RunOptions {
@@ -73,7 +73,7 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     stateDir: opts.stateDir,
     runner,
     // The movable apps die when the lease runs out, even if this agent is dead or paused.
-    lease: new GuardLeaseDriver(`${opts.stateDir}/guard`, runner.cgroups),
+    lease: new GuardLeaseDriver(runner.cgroups, realGuardHost(`${opts.stateDir}/guard`)),
     transport: obs.transport,
     checks: obs.checks,
     onRecord: obs.onRecord,

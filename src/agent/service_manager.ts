@@ -28,6 +28,8 @@ const DEVICE_PET_MS = 1_000;
  *
  * @example
  * ```ts
+ * import type { Manifest } from "../manifest/types.ts";
+ * declare const manifest: Manifest;
  * const wd = await openManifestWatchdog(manifest, console.error);
  * // wd.fact: true (open), false (configured but unavailable), null (not configured)
  * ```

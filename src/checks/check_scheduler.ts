@@ -71,10 +71,12 @@ interface _Watch {
  *
  * @example
  * ```ts
+ * import type { CheckSpec } from "../manifest/types.ts";
+ * declare const spec: CheckSpec; // manifest.apps.web.check
  * const scheduler = new CheckScheduler((r) => console.log(r.app, r.pid, r.ok, r.detail));
- * scheduler.watch({ app: "web", pid: 1234, spec: manifest.apps.web.check });
+ * scheduler.watch({ app: "web", pid: 1234, spec });
  * // ... later, when the process was replaced:
- * scheduler.watch({ app: "web", pid: 1250, spec: manifest.apps.web.check });
+ * scheduler.watch({ app: "web", pid: 1250, spec });
  * scheduler.stopAll();
  * ```
  */

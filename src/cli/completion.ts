@@ -76,6 +76,7 @@ function specOf(cmd: CommandLike): Spec {
  *
  * @example
  * ```ts
+ * import { buildProgram } from "../cli.ts";
  * console.log(completionScript(buildProgram(), "bash"));
  * // then: source <(baton completion bash)
  * ```

@@ -46,6 +46,8 @@ export interface EventFilter {
  *
  * @example
  * ```ts
+ * import type { EventRecord } from "../store/event_log.ts";
+ * declare const records: EventRecord[];
  * filterEvents(records, { app: "web", sinceMs: Date.now() - 600_000 });
  * ```
  */
@@ -72,6 +74,9 @@ function key(r: EventRecord): string {
  *
  * @example
  * ```ts
+ * import type { EventRecord } from "../store/event_log.ts";
+ * declare const firstRead: EventRecord[];
+ * declare const secondRead: EventRecord[];
  * const cursor = new EventCursor();
  * cursor.take(firstRead); // all of them
  * cursor.take(secondRead); // only the new ones

@@ -10,10 +10,16 @@
  *
  * @example
  * ```ts
- * switch (action.type) {
- *   case "spawn": return;
- *   // ... every other case ...
- *   default: assertNever(action);
+ * type Shape = { kind: "circle"; r: number } | { kind: "square"; side: number };
+ * function area(s: Shape): number {
+ *   switch (s.kind) {
+ *     case "circle":
+ *       return Math.PI * s.r ** 2;
+ *     case "square":
+ *       return s.side ** 2;
+ *     default:
+ *       return assertNever(s); // a compile error once a new kind is added and not handled
+ *   }
  * }
  * ```
  */

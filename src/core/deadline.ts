@@ -20,6 +20,11 @@ import { deadAfterInForce, fenceAfterInForce } from "./settings.ts";
  *
  * @example
  * ```ts
+ * import { step } from "./step.ts";
+ * import type { Event, NodeState } from "./types.ts";
+ * declare const state: NodeState;
+ * declare const event: Event;
+ * const now = performance.now();
  * const { actions } = step(state, event, now);
  * const wakeAt = Math.min(nextDeadline(state, now), now + 5_000);
  * ```

@@ -20,6 +20,8 @@ import type { NodeState } from "./types.ts";
  *
  * @example
  * ```ts
+ * import type { NodeState } from "./types.ts";
+ * declare const state: NodeState;
  * fenceDeadline(state, state.activeSince); // e.g. 12_700: SIGKILL the movable apps then
  * ```
  */

@@ -20,6 +20,8 @@ import { deadAfterInForce, ownSettings } from "./settings.ts";
  *
  * @example
  * ```ts
+ * import type { Manifest } from "../manifest/types.ts";
+ * declare const manifest: Manifest;
  * const state = initNodeState("alpha", manifest, "auto", 0);
  * ```
  */

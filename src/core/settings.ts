@@ -54,6 +54,8 @@ function _fnv(text: string): string {
  *
  * @example
  * ```ts
+ * import type { Manifest } from "../manifest/types.ts";
+ * declare const manifest: Manifest;
  * safetyKeys(manifest)["heartbeat.deadAfter"]; // "1000"
  * ```
  */

@@ -55,6 +55,9 @@ export interface StepResult {
  *
  * @example
  * ```ts
+ * import { initNodeState } from "./node_state.ts";
+ * import type { Manifest } from "../manifest/types.ts";
+ * declare const manifest: Manifest;
  * const state = initNodeState("alpha", manifest, "auto", 0);
  * let { actions } = step(state, { type: "boot", persisted: null, adopted: [], lost: [] }, 0);
  * ({ actions } = step(state, { type: "tick" }, 1000));

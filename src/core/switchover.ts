@@ -23,7 +23,9 @@ import type { NodeState, PendingSwitchover } from "./types.ts";
  *
  * @example
  * ```ts
- * targetProblem(state, "beta", now); // "beta is failed", "beta unreachable (…)", or null
+ * import type { NodeState } from "./types.ts";
+ * declare const state: NodeState;
+ * targetProblem(state, "beta", performance.now()); // "beta is failed", "beta unreachable (…)", or null
  * ```
  */
 export function targetProblem(state: NodeState, to: string | null, now: number): string | null {

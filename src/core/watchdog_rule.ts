@@ -13,7 +13,10 @@ import type { NodeState } from "./types.ts";
  *
  * @example
  * ```ts
- * if (watchdogBlocks(state)) return; // do not take over
+ * import type { NodeState } from "./types.ts";
+ * declare const state: NodeState;
+ * const blocked = watchdogBlocks(state);
+ * if (blocked !== null) console.log(`no takeover: ${blocked}`);
  * ```
  */
 export function watchdogBlocks(state: NodeState): string | null {

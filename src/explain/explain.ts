@@ -59,6 +59,12 @@ export interface Explanation {
  *
  * @example
  * ```ts
+ * import type { StatusDoc } from "../agent/status.ts";
+ * import type { EventRecord } from "../store/event_log.ts";
+ * import type { Manifest } from "../manifest/types.ts";
+ * declare const status: StatusDoc;
+ * declare const events: EventRecord[];
+ * declare const manifest: Manifest | null;
  * const e = explain({ status, events, manifest, now: Date.now() }, "web");
  * console.log(formatExplanation(e));
  * ```

@@ -43,7 +43,8 @@ const _encoder = new TextEncoder();
  * const guard = new GuardProcess("/var/lib/baton/guard", (l, k, m) => console.error(k, m));
  * guard.open();
  * guard.setTargets(["cg /sys/fs/cgroup/baton/demo/alpha/web"]);
- * guard.arm(uptimeMs() + 700);
+ * const uptimeAt = uptimeClock();
+ * guard.arm(uptimeAt(performance.now()) + 700);
  * ```
  */
 export class GuardProcess {

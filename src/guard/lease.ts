@@ -38,7 +38,12 @@ export interface LeaseMemory {
  *
  * @example
  * ```ts
- * const order = leaseOrder(agent.state, memory);
+ * import type { NodeState } from "../core/types.ts";
+ * import type { GuardProcess } from "./guard.ts";
+ * declare const state: NodeState; // the agent's
+ * declare const memory: LeaseMemory;
+ * declare const guard: GuardProcess;
+ * const order = leaseOrder(state, memory);
  * if (order?.kind === "arm") guard.arm(order.deadline);
  * ```
  */

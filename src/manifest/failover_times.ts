@@ -102,8 +102,10 @@ export function hangDetection(spec: AppSpec): Bound {
  *
  * @example
  * ```ts
+ * import type { Manifest } from "./types.ts";
+ * declare const manifest: Manifest;
  * const t = failoverTimes(manifest);
- * t.apps[0].hang.ms; // e.g. 14000 for checks every 1s, timeout 1s, 3 failures, stop 10s
+ * t.apps[0]?.hang.ms; // e.g. 14000 for checks every 1s, timeout 1s, 3 failures, stop 10s
  * ```
  */
 export function failoverTimes(m: Manifest): FailoverTimes {
@@ -175,6 +177,8 @@ function show(b: Bound | null): string {
  *
  * @example
  * ```ts
+ * import type { Manifest } from "./types.ts";
+ * declare const manifest: Manifest;
  * for (const line of formatFailoverTimes(failoverTimes(manifest))) console.log(line);
  * ```
  */

@@ -43,6 +43,7 @@ export interface LimitViolation {
  *
  * @example
  * ```ts
+ * import { parseDocument } from "yaml";
  * findLimitViolations(parseDocument("x: " + "[".repeat(100) + "]".repeat(100)));
  * // [{ offset: 67, message: "nesting deeper than 64 levels ..." }]
  * ```
@@ -97,6 +98,7 @@ export function findLimitViolations(doc: Document): LimitViolation[] {
  *
  * @example
  * ```ts
+ * import { parseDocument } from "yaml";
  * firstAliasOffset(parseDocument("a: &a 1\nb: *a\n")); // 11
  * ```
  */

@@ -735,6 +735,8 @@ export async function loadManifestFile(file: string): Promise<LoadResult> {
  *
  * @example
  * ```ts
+ * import type { Manifest } from "./types.ts";
+ * declare const manifest: Manifest;
  * resolveNodeName(manifest, undefined, undefined, "alpha.example.org"); // { ok: true, node: "alpha" }
  * ```
  */

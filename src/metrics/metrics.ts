@@ -5,6 +5,10 @@
  *
  * @example
  * ```ts
+ * import type { Agent } from "../agent/agent.ts";
+ * import type { EventRecord } from "../store/event_log.ts";
+ * declare const agent: Agent;
+ * declare const rec: EventRecord;
  * const m = new Metrics(() => agent.status(), { node: "alpha", cluster: "prod" });
  * m.onRecord(rec);
  * const text = await m.text(); // exposition format, m.contentType

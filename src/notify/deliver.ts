@@ -5,6 +5,10 @@
  *
  * @example
  * ```ts
+ * import type { NotifySink } from "../manifest/types.ts";
+ * import type { NotifyEvent } from "./event.ts";
+ * declare const sink: NotifySink;
+ * declare const event: NotifyEvent;
  * await deliver({ sink, key: null }, event); // throws on a non-2xx reply or a failed command
  * ```
  *

@@ -5,6 +5,10 @@
  *
  * @example
  * ```ts
+ * import type { EventRecord } from "../store/event_log.ts";
+ * import type { Notifier } from "./notifier.ts";
+ * declare const rec: EventRecord;
+ * declare const notifier: Notifier;
  * const n = toNotification(rec, { cluster: "prod", role: "active" });
  * if (n) notifier.push(n);
  * ```
@@ -105,6 +109,8 @@ export const FLAP_WINDOW_MS = 5 * 60_000;
  *
  * @example
  * ```ts
+ * import type { EventRecord } from "../store/event_log.ts";
+ * declare const rec: EventRecord;
  * const flaps = new FlapDetector();
  * const why = flaps.observe(rec, Date.now()); // a sentence, or null
  * ```

@@ -7,7 +7,11 @@
  *
  * @example
  * ```ts
- * const n = new Notifier(sinks, { onFailure: (sink, ev, why) => console.error(why) });
+ * import type { LoadedSink } from "./deliver.ts";
+ * import type { NotifyEvent } from "./event.ts";
+ * declare const sinks: LoadedSink[];
+ * declare const event: NotifyEvent;
+ * const n = new Notifier(sinks, { onFailure: (_sink, _ev, why) => console.error(why) });
  * n.push(event);
  * await n.close();
  * ```

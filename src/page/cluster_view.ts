@@ -6,6 +6,12 @@
  *
  * @example
  * ```ts
+ * import type { Agent } from "../agent/agent.ts";
+ * import { PeerClient } from "../peer/client.ts";
+ * declare const agent: Agent;
+ * const client = new PeerClient({ node: "alpha", secret: "s3cret", timeoutMs: 1_000 });
+ * const get = (base: string, path: string, timeoutMs: number) =>
+ *   client.get<unknown>(base, path, timeoutMs);
  * const view = new ClusterView({ self: () => agent.status(), get, periodMs: 200 });
  * const snap = view.snapshot(); // cached; starts peer fetches if due
  * ```

@@ -8,6 +8,10 @@
  *
  * @example
  * ```ts
+ * import type { ClusterView } from "./cluster_view.ts";
+ * import type { Metrics } from "../metrics/metrics.ts";
+ * declare const view: ClusterView;
+ * declare const metrics: Metrics;
  * const read = new ReadApi({ view, metrics, periodMs: 200 });
  * Deno.serve(read.app.fetch);
  * ```

@@ -7,6 +7,8 @@
  *
  * @example
  * ```ts
+ * import type { ClusterView } from "./cluster_view.ts";
+ * declare const view: ClusterView;
  * const html = renderPage(view.snapshot(), "/stream");
  * ```
  *

@@ -21,9 +21,14 @@
  *
  * @example
  * ```ts
+ * import { Hono } from "hono";
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * const body = JSON.stringify({ node: "alpha" });
  * const headers = await signRequest(secret, "alpha", "POST", "/v1/heartbeat", body);
+ * const app = new Hono<{ Variables: AuthVariables }>();
  * const verifier = new RequestVerifier(secret);
  * app.use("/v1/*", hmacAuth(verifier));
+ * await app.request("/v1/heartbeat", { method: "POST", headers, body });
  * ```
  *
  * @module
@@ -117,6 +122,8 @@ async function _canonical(
  *
  * @example
  * ```ts
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * const url = "http://beta:7946/v1/heartbeat";
  * const body = JSON.stringify({ node: "alpha" });
  * const headers = await signRequest(secret, "alpha", "POST", "/v1/heartbeat", body);
  * await fetch(url, { method: "POST", headers, body });
@@ -170,6 +177,8 @@ async function _replyCanonical(
  *
  * @example
  * ```ts
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * declare const nonce: string; // the request's X-Baton-Nonce
  * const sig = await signReply(secret, nonce, 200, '{"ok":true}');
  * ```
  */
@@ -189,6 +198,10 @@ export async function signReply(
  *
  * @example
  * ```ts
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * declare const nonce: string; // the nonce this node sent
+ * declare const res: Response;
+ * const text = await res.text();
  * if (!await verifyReply(secret, nonce, res.status, text, res.headers.get(HEADER_REPLY_SIGNATURE))) {
  *   throw new Error("unauthenticated reply");
  * }
@@ -252,8 +265,10 @@ export interface VerifierOptions {
  *
  * @example
  * ```ts
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * declare const req: SignedRequest;
  * const verifier = new RequestVerifier(secret, { maxSkewMs: 30_000 });
- * const result = await verifier.verify({ method, pathWithQuery, headers, body });
+ * const result = await verifier.verify(req);
  * if (!result.ok) console.log(`rejected: ${result.reason}`);
  * ```
  */
@@ -408,6 +423,8 @@ async function _readBody(
  *
  * @example
  * ```ts
+ * import { Hono } from "hono";
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
  * const app = new Hono<{ Variables: AuthVariables }>();
  * app.use("/v1/*", hmacAuth(new RequestVerifier(secret)));
  * app.post("/v1/heartbeat", (c) => c.json({ from: c.get("peer"), body: c.get("rawBody") }));

@@ -5,9 +5,13 @@
  *
  * @example
  * ```ts
+ * import type { NodeInfo } from "../core/types.ts";
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * declare const myInfo: NodeInfo;
  * const client = new PeerClient({ node: "alpha", secret, timeoutMs: 2_000 });
  * try {
  *   const info = await client.post<NodeInfo>("http://beta:7946", "/v1/heartbeat", myInfo);
+ *   console.log(info.role);
  * } catch (err) {
  *   if (err instanceof PeerError) console.log(`beta: ${err.message} (status ${err.status})`);
  * }
@@ -28,6 +32,7 @@ export const MAX_REPLY_BYTES = 1024 * 1024;
  *
  * @example
  * ```ts
+ * declare const err: unknown;
  * if (err instanceof PeerError && err.status === 401) console.log("secret mismatch?");
  * ```
  */
@@ -157,6 +162,7 @@ function _httpError(status: number, text: string): PeerError {
  *
  * @example
  * ```ts
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
  * const client = new PeerClient({ node: "alpha", secret, timeoutMs: 1_000 });
  * const view = await client.get<{ witness: string }>("http://witness:7950", "/v1/witness");
  * ```

@@ -18,6 +18,8 @@
  *
  * @example
  * ```ts
+ * import { Hono } from "hono";
+ * const app = new Hono();
  * const inner = Deno.serve({ path: "/run/baton/api.sock", onListen() {} }, app.fetch);
  * const guard = serveGuarded(Deno.listen({ port: 7401 }), "/run/baton/api.sock", {
  *   trusted: new Set(["10.0.0.2"]),
@@ -263,6 +265,9 @@ export interface GuardedHttpOptions extends GuardOptions {
  *
  * @example
  * ```ts
+ * import { Hono } from "hono";
+ * const app = new Hono();
+ * const socketPath = "/run/baton/api.sock";
  * const s = await serveHttpGuarded({ hostname: "0.0.0.0", port: 7401, socketPath }, app.fetch);
  * await s.shutdown();
  * ```

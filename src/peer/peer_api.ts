@@ -42,6 +42,9 @@ type Env = { Variables: AuthVariables };
  *
  * @example
  * ```ts
+ * import { RequestVerifier } from "./auth.ts";
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * declare const agent: ApiAgent; // the Agent
  * const app = createPeerApi(agent, new RequestVerifier(secret));
  * const res = await app.request("/v1/status");
  * ```

@@ -31,8 +31,10 @@ export type ReplayOutcome = "recorded" | "replayed" | "full";
  *
  * @example
  * ```ts
+ * declare const nonce: string; // X-Baton-Nonce
+ * declare const time: number; // X-Baton-Time
  * const cache = new ReplayCache(30_000, 10_000);
- * if (cache.record(nonce, time, Date.now()) !== "recorded") reject();
+ * if (cache.record(nonce, time, Date.now()) !== "recorded") throw new Error("replayed");
  * ```
  */
 export class ReplayCache {
@@ -70,7 +72,10 @@ export class ReplayCache {
    *
    * @example
    * ```ts
-   * if (cache.seen(nonce, time, now)) return { ok: false, reason: "replayed" };
+   * declare const cache: ReplayCache;
+   * declare const nonce: string;
+   * declare const time: number;
+   * if (cache.seen(nonce, time, Date.now())) console.log("replayed");
    * ```
    */
   seen(nonce: string, time: number, now: number): boolean {
@@ -83,7 +88,10 @@ export class ReplayCache {
    *
    * @example
    * ```ts
-   * const outcome = cache.record(nonce, time, now); // "recorded" | "replayed" | "full"
+   * declare const cache: ReplayCache;
+   * declare const nonce: string;
+   * declare const time: number;
+   * const outcome = cache.record(nonce, time, Date.now()); // "recorded" | "replayed" | "full"
    * ```
    */
   record(nonce: string, time: number, now: number): ReplayOutcome {

@@ -23,7 +23,7 @@
  *
  * 4 is physical: the process table of each host is the world, and apps outlive a dead or
  * paused agent as on Linux. No overlap is excused because an agent was down or paused: a
- * duplicate then is a real duplicate (the fencing issue closes that window). The one
+ * duplicate then is a real duplicate (the guard twin, sim_guard.ts, must prevent it). The one
  * exception, decided when an overlap begins and valid only while its cause lasts plus a grace
  * period {@linkcode graceMs} (time to notice and stop), is a cluster without an arbiter:
  * - `no-arbiter-silence` (also for 1): the cluster has no witness or only a plain HTTP
@@ -38,6 +38,7 @@
  *
  * @example
  * ```ts
+ * declare const view: WorldView; // the simulated hosts and processes, now
  * const monitor = newMonitor();
  * const violations = checkWorld(monitor, view); // after every simulated step
  * const end = checkLiveness(view);              // once, at the end of the run

@@ -38,8 +38,18 @@ export type Fault =
   | { kind: "sick_host"; at: number; until: number; host: FaultTarget }
   /** The agent process dies (SIGKILL); its apps run on. Restarted at `until`, or null: at the heal. */
   | { kind: "agent_crash"; at: number; until: number | null; host: FaultTarget }
-  /** SIGSTOP of the agent until `until`: its timers and I/O wait, its apps run on. */
-  | { kind: "agent_pause"; at: number; until: number; host: FaultTarget }
+  /**
+   * SIGSTOP of the agent until `until`: its timers and I/O wait, its apps run on. With `edge`,
+   * from `at` on the stop waits for the agent's next lease renewal (an answer from the witness
+   * or a peer while active) and lands just before it is read or just after the guard was told.
+   */
+  | {
+    kind: "agent_pause";
+    at: number;
+    until: number;
+    host: FaultTarget;
+    edge?: PauseEdge;
+  }
   /** The host reboots: agent and apps gone, the agent back at `until` with its old state. */
   | { kind: "reboot"; at: number; until: number; host: FaultTarget }
   /** State writes take `delayMs` each (fsync on a sick disk). */
@@ -57,6 +67,9 @@ export type Fault =
    * use it to break the world on purpose and see the invariants and the shrinker catch it.
    */
   | { kind: "rogue_process"; at: number; host: FaultTarget; app: string };
+
+/** Where a pause lands relative to a lease renewal. */
+export type PauseEdge = "before_renewal" | "after_renewal";
 
 /** Everything a run depends on; `generateScenario` derives it from a seed. */
 export interface Scenario {
@@ -84,8 +97,9 @@ export interface ScenarioOptions {
   faultMs?: number;
   settleMs?: number;
   /**
-   * Also draw agent pauses, agent deaths and host reboots (off by default, and in CI: the
-   * duplicate window they open is closed by the fencing issue, not yet).
+   * Draw agent pauses (some just before or after a lease renewal), agent deaths and host
+   * reboots. On by default (and in CI): the per-host guard (sim_guard.ts) closes the duplicate
+   * window they used to open. `false` leaves them out.
    */
   agentFaults?: boolean;
 }
@@ -145,11 +159,14 @@ export function generateScenario(seed: number, opts: ScenarioOptions = {}): Scen
     } else if (d < 0.72) {
       const e = rng.next();
       const host = target(0.6);
-      if (opts.agentFaults && e < 0.5) {
+      if (opts.agentFaults !== false && e < 0.5) {
         const w = window(50, 3_000);
         const kind = rng.pick(["agent_crash", "agent_pause", "reboot"] as const);
         if (kind === "agent_crash") {
           faults.push({ kind, ...w, until: rng.chance(0.2) ? null : w.until, host });
+        } else if (kind === "agent_pause") {
+          const edge = rng.pick([null, "before_renewal", "after_renewal"] as const);
+          faults.push(edge === null ? { kind, ...w, host } : { kind, ...w, host, edge });
         } else {
           faults.push({ kind, ...w, host });
         }
@@ -335,7 +352,9 @@ export function fmtFault(f: Fault): string {
     case "agent_crash":
       return `${span(f.at, f.until)} agent of ${f.host} down`;
     case "agent_pause":
-      return `${span(f.at, f.until)} agent of ${f.host} paused (SIGSTOP)`;
+      return `${span(f.at, f.until)} agent of ${f.host} paused (SIGSTOP)${
+        f.edge ? `, ${f.edge === "before_renewal" ? "just before" : "just after"} a renewal` : ""
+      }`;
     case "reboot":
       return `${span(f.at, f.until)} host ${f.host} reboots`;
     case "slow_disk":

@@ -101,7 +101,11 @@ function applyStart(
       if (h.up) w.killAgent(h);
       return;
     case "agent_pause":
-      if (h.live) {
+      if (h.live && f.edge) {
+        const when = f.edge === "before_renewal" ? "before" : "after";
+        w.world(h.name, `fault: agent will pause (SIGSTOP) just ${when} its next lease renewal`);
+        h.pauseEdge = f.edge;
+      } else if (h.live) {
         w.world(h.name, "fault: agent paused (SIGSTOP); its apps keep running");
         h.live.group.freeze();
       }
@@ -156,6 +160,7 @@ export function faultEnd(w: FaultWorld, index: number): void {
       if (h.up && !h.live) restartAgent(w, h);
       return;
     case "agent_pause":
+      h.pauseEdge = null;
       if (h.live?.group.frozen) {
         w.world(h.name, "agent resumes (SIGCONT)");
         h.live.group.thaw();

@@ -17,6 +17,8 @@ import type {
   StopOptions,
 } from "../supervisor/process_runner.ts";
 import { type MemoryDisk, newMemoryDisk } from "../store/memory_store.ts";
+import type { SimGuard } from "./sim_guard.ts";
+import type { PauseEdge } from "./scenario.ts";
 import type { StateStorage } from "../store/state_store.ts";
 
 /** One running (or paused) agent process. */
@@ -52,6 +54,14 @@ export interface SimHost {
   /** Write faults in force (counts of open windows) and the slowest delay. */
   slowWrites: number[];
   failingWrites: number;
+  /** Simulated time the host last came up (its boot clock, the guard's, reads 0 then). */
+  bootAt: number;
+  /** The host's guard process (sim_guard.ts), or null: none started since it came up. */
+  guard: SimGuard | null;
+  /** Guards started on this host so far (their fake PIDs). */
+  guardStarts: number;
+  /** A pause waiting for the agent's next lease renewal (an `agent_pause` with `edge`). */
+  pauseEdge: PauseEdge | null;
 }
 
 /** A host with nothing running and an empty state directory. */
@@ -70,6 +80,10 @@ export function newHost(name: string, firstPid: number): SimHost {
     checkFail: new Map(),
     slowWrites: [],
     failingWrites: 0,
+    bootAt: 0,
+    guard: null,
+    guardStarts: 0,
+    pauseEdge: null,
   };
   // The SIGKILL after a stop timeout is sent by the agent: it waits on the agent's timers.
   host.procs = new FakeProcessRunner({

@@ -40,14 +40,23 @@ export function simTransport(w: NetWorld, h: SimHost, inc: Incarnation): PeerTra
         const reply = (ok: boolean, value: unknown, heard: boolean) => {
           const d = w.net.transmitReply(to, h.name);
           if (d === null) return;
-          inc.group.set(() => {
+          const deliver = () => {
             if (done) return;
+            if (ok && h.pauseEdge === "before_renewal" && pausesBefore(h, inc)) {
+              // SIGSTOP with the answer that renews the lease still unread.
+              h.pauseEdge = null;
+              w.world(h.name, "fault: agent paused (SIGSTOP) just before a lease renewal");
+              inc.group.freeze();
+              inc.group.set(deliver, 0);
+              return;
+            }
             done = true;
             inc.group.clear(timer);
             if (heard && h.live === inc) h.lastReceived[to] = w.vt.now;
             if (ok) resolve(value as T);
             else reject(value);
-          }, d);
+          };
+          inc.group.set(deliver, d);
         };
         const d = w.net.transmit(h.name, to);
         if (d === null) return;
@@ -55,6 +64,11 @@ export function simTransport(w: NetWorld, h: SimHost, inc: Incarnation): PeerTra
         w.vt.set(() => arrive(w, h.name, to, path, JSON.parse(json), reply), d);
       }),
   };
+}
+
+/** An answer to the live active renews its lease. */
+function pausesBefore(h: SimHost, inc: Incarnation): boolean {
+  return h.live === inc && inc.booted && inc.agent.state.role === "active";
 }
 
 function arrive(

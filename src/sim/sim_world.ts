@@ -38,6 +38,8 @@ import {
 import { mixSeed, type OneWayModel, Rng, SimNetwork } from "./sim_network.ts";
 import { VirtualTime } from "./virtual_time.ts";
 import { probeDeadline } from "./sim_deadline.ts";
+import { GuardLeaseDriver } from "../guard/lease_driver.ts";
+import { guardGone, simGuardHost } from "./sim_guard.ts";
 
 /** Options of one run. */
 export interface RunOptions {
@@ -87,6 +89,8 @@ export class Simulation {
   readonly monitor: Monitor = newMonitor();
   readonly rngProc: Rng;
   readonly rngMisc: Rng;
+  /** Kill latencies of the guards (its own stream: the other draws stay as they were). */
+  readonly rngGuard: Rng;
   readonly trace: TraceLine[] | null;
   manifest: Manifest;
   /** Manifest version the operator reloads next. */
@@ -110,6 +114,7 @@ export class Simulation {
     );
     this.rngProc = new Rng(mixSeed(scenario.seed, "procs"));
     this.rngMisc = new Rng(mixSeed(scenario.seed, "misc"));
+    this.rngGuard = new Rng(mixSeed(scenario.seed, "guard"));
     this.trace = opts.trace ? [] : null;
     scenario.nodes.forEach((name, i) => {
       this.hosts[name] = newHost(name, 1000 + 100_000 * i);
@@ -260,6 +265,8 @@ export class Simulation {
           p.app === null ? [] : [{ app: p.app, pid: p.pid, startTime: p.startTime }]
         ),
       isSameProcess: (pid, startTime) => h.procs.isSameProcess(pid, startTime),
+      // The real lease driver; only the guard process and its clock are the twin's.
+      lease: new GuardLeaseDriver(null, simGuardHost(this, h, inc)),
     });
     h.live = inc;
     this.world(h.name, `agent starts (process ${n})`);
@@ -322,6 +329,7 @@ export class Simulation {
   killHost(h: SimHost): void {
     this.killAgent(h);
     for (const p of h.procs.running()) h.procs.kill(p.pid, "host lost power");
+    guardGone(this, h);
     h.up = false;
     this.world(h.name, "host is down");
   }
@@ -330,6 +338,7 @@ export class Simulation {
   reviveHost(h: SimHost): void {
     if (h.up) return;
     h.up = true;
+    h.bootAt = this.vt.now;
     this.world(h.name, "host is back");
     this.startAgent(h, this.rngMisc.int(50, 300));
   }

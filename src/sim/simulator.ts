@@ -79,6 +79,8 @@ export interface ShrinkOptions extends RunOptions {
  *
  * @example
  * ```ts
+ * import type { SimResult } from "./sim_world.ts";
+ * declare const result: SimResult; // a failed run
  * const small = await shrinkScenario(result.scenario, "single-runner");
  * ```
  */

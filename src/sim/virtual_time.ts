@@ -13,7 +13,7 @@
  * @example
  * ```ts
  * const vt = new VirtualTime();
- * const agentClock = vt.group(0);
+ * const agentClock = vt.group();
  * agentClock.set(() => console.log("tick at", vt.now), 100);
  * await vt.run(1_000, () => false);
  * ```

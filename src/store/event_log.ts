@@ -68,7 +68,7 @@ const _TAIL_BYTES = 1024 * 1024;
  * ```ts
  * const log = new EventLog("/tmp/baton", { maxBytes: 1024 * 1024, keep: 1 });
  * log.append({ time: "2024-01-01T00:00:00.000Z", node: "a", level: "warn", app: null,
- *   kind: "peer", message: "peer b unreachable", epoch: 1 });
+ *   kind: "peer_down", message: "peer b unreachable", epoch: 1 });
  * log.close();
  * ```
  */

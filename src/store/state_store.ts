@@ -15,7 +15,8 @@
  * const loaded = await store.load();
  * if (!loaded.ok) throw new Error(loaded.error);
  * await store.save({
- *   version: 1, node: "a", epoch: 1, role: "active", maintenance: false, failedReason: null,
+ *   version: 1, node: "a", epoch: 1, role: "active", roleSeq: 1, maintenance: false,
+ *   failedReason: null,
  *   apps: {},
  * });
  * release();
@@ -201,7 +202,11 @@ export function parseState(text: string, source: string): LoadResult {
  * @example
  * ```ts
  * const release = await acquireLock("/var/lib/baton");
- * try { ... } finally { release(); }
+ * try {
+ *   // ... read and write the state directory ...
+ * } finally {
+ *   release();
+ * }
  * ```
  */
 export async function acquireLock(dir: string): Promise<() => void> {

@@ -24,8 +24,10 @@
  * const tree = openNodeCgroups("demo", "alpha");
  * if (tree) {
  *   const dir = prepareAppCgroup(tree, "web"); // empty, ready for `echo $$ > dir/cgroup.procs`
- *   killCgroup(dir);
- *   removeCgroup(dir);
+ *   if (dir !== null) {
+ *     killCgroup(dir);
+ *     removeCgroup(dir);
+ *   }
  * }
  * ```
  *

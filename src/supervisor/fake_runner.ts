@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import type { ExitInfo } from "./process_runner.ts";
  * const runner = new FakeProcessRunner();
  * const exits: ExitInfo[] = [];
  * runner.onExit((e) => exits.push(e));

@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import { RealProcessRunner } from "./real_runner.ts";
  * const runner: ProcessRunner = new RealProcessRunner();
  * runner.onExit((exit) => console.log(exit.app, exit.detail));
  * const { pid } = await runner.spawn({

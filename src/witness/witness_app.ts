@@ -14,7 +14,8 @@
  *
  * @example
  * ```ts
- * const app = createWitnessApp({ secret, now: () => performance.now() });
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * const app = createWitnessApp({ secret, now: () => performance.now(), leaseMs: 3_000 });
  * Deno.serve({ port: 7950 }, app.fetch);
  * ```
  *
@@ -104,7 +105,8 @@ function _describeIssues(error: z.ZodError): string {
  * @example
  * ```ts
  * let t = 0;
- * const app = createWitnessApp({ secret, now: () => t });
+ * const secret = "s3cret"; // the cluster's shared secret (peer/secret.ts loads it)
+ * const app = createWitnessApp({ secret, now: () => t, leaseMs: 3_000 });
  * const view = await (await app.request("/v1/witness")).json();
  * ```
  */
