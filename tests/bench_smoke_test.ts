@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { summarize } from "../scripts/bench/common.ts";
+import { LocalCluster } from "../scripts/local_cluster.ts";
+import { appTimes, predictedText, timesOf } from "../scripts/bench/predicted.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -14,6 +16,37 @@ Deno.test("summarize gives nearest-rank p95 and the middle value as median", () 
   assert.equal(summarize([1, 2, 3, 4]).median, 2.5);
   assert.equal(summarize(Array.from({ length: 100 }, (_, i) => i + 1)).p95, 95);
   assert.ok(Number.isNaN(summarize([]).median));
+});
+
+Deno.test("bench predicted column: the worst cases of the manifest a figure writes (tuned failover, hang)", async () => {
+  const c = await LocalCluster.create({
+    nodes: [{ name: "alpha", priority: 100 }, { name: "beta", priority: 50 }],
+    witness: true,
+    interval: "50ms",
+    deadAfter: "250ms",
+    fenceAfter: "100ms",
+    apps: () =>
+      [
+        "  web:",
+        '    command: ["sleep", "infinity"]',
+        '    check: { type: http, url: "http://127.0.0.1:9/health", interval: 100ms, ' +
+        "timeout: 200ms, failures: 2, initialDelay: 1s }",
+        "    stop: { signal: SIGKILL, timeout: 1s }",
+      ].join("\n"),
+  });
+  try {
+    const t = await timesOf(c.manifest);
+    assert.match(
+      predictedText(t.cluster.hostDeath),
+      /^≤ 300 ms \(deadAfter 250ms \+ interval 50ms/,
+    );
+    assert.equal(t.cluster.partition?.gapMs, 250 - 100 - 50);
+    // max(100ms, 1s) + 1×max(100ms, 200ms) + 200ms, + stop 1s
+    assert.match(predictedText(appTimes(t, "web").hang), /^≤ 2400 ms /);
+    assert.equal(predictedText(null), "—");
+  } finally {
+    await c.stop();
+  }
 });
 
 Deno.test({
@@ -56,7 +89,7 @@ Deno.test({
         figures: {
           id: string;
           series: { label: string; samples: number[] }[];
-          targets: { met: boolean | null }[];
+          targets: { met: boolean | null; predicted?: string }[];
           notes: string[];
         }[];
       };
@@ -68,6 +101,8 @@ Deno.test({
       const baton = crash.series.find((s) => s.label === "baton");
       assert.ok(baton, `crash has a baton series: ${JSON.stringify(crash)}`);
       assert.equal(baton.samples.length, 2);
+      // The predicted column: what `baton validate` says for the manifest the figure ran.
+      assert.match(crash.targets[0]?.predicted ?? "", /^≤ 0 ms \(exit seen at once/);
       for (const f of results.figures) {
         assert.ok(!f.notes.some((n) => n.includes("figure failed")), f.notes.join("\n"));
         for (const s of f.series) {
@@ -91,6 +126,12 @@ Deno.test({
         assert.ok(doc.includes(heading), `markdown has "${heading}"`);
       }
       assert.ok(doc.includes("apt-get install -y supervisor monit keepalived stress-ng"));
+      assert.ok(
+        doc.includes(
+          "| figure | target | limit | predicted (from the manifest) | measured | met |",
+        ),
+        "the summary has the predicted column",
+      );
       // Every table row has as many cells as its header.
       const lines = doc.split("\n");
       for (let i = 0; i < lines.length; i++) {

@@ -56,6 +56,11 @@ export interface Summary {
 export interface Target {
   what: string;
   limit: string;
+  /**
+   * The worst case computed from the figure's manifest (`baton validate`, see
+   * `predicted.ts`); absent where the manifest predicts nothing (load, scale).
+   */
+  predicted?: string;
   measured: string;
   met: boolean | null;
 }
