@@ -26,6 +26,11 @@ export interface BenchOptions {
   tools: Tools;
   /** Progress lines go here. */
   log: (line: string) => void;
+  /**
+   * Only write each figure's manifest and compute its predicted column: no agent starts, no
+   * anchor runs, nothing is measured (`bench --annotate`).
+   */
+  predictOnly?: boolean;
 }
 
 /** Paths of the external programs the benchmarks use; null = not installed. */

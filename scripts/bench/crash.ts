@@ -85,19 +85,23 @@ export async function benchCrash(o: BenchOptions): Promise<FigureResult> {
     });
     predicted = predictedText(appTimes(await timesOf(cluster.manifest), "crashy").crash);
     try {
-      await cluster.startAgent("solo");
-      await cluster.waitRunning("solo", ["crashy"], 30_000);
-      series.push({
-        label: "baton",
-        samples: await measureRespawn(sl.matcher, o.trials, 10_000, o.log, "baton"),
-      });
+      if (!o.predictOnly) {
+        await cluster.startAgent("solo");
+        await cluster.waitRunning("solo", ["crashy"], 30_000);
+        series.push({
+          label: "baton",
+          samples: await measureRespawn(sl.matcher, o.trials, 10_000, o.log, "baton"),
+        });
+      }
     } finally {
       await cluster.stop();
       killMatching(sl.matcher); // a respawn racing the stop
     }
 
     // supervisord
-    const supSkip = missing(o.tools.supervisord, "supervisord", "supervisor");
+    const supSkip = o.predictOnly
+      ? "predictions only"
+      : missing(o.tools.supervisord, "supervisord", "supervisor");
     if (supSkip) {
       fig.skipped.push(supSkip);
     } else {
@@ -117,7 +121,7 @@ export async function benchCrash(o: BenchOptions): Promise<FigureResult> {
     }
 
     // monit
-    const monSkip = missing(o.tools.monit, "monit", "monit");
+    const monSkip = o.predictOnly ? "predictions only" : missing(o.tools.monit, "monit", "monit");
     if (monSkip) {
       fig.skipped.push(monSkip);
     } else {

@@ -41,7 +41,9 @@ export async function benchEscalation(o: BenchOptions): Promise<FigureResult> {
       "and until each answers GET /info with `node` = the peer.",
     "No anchor: neither supervisord nor monit moves apps to another host.",
   );
-  const times = await sampleAppTimes(Math.max(2, Math.min(o.trials, 10)));
+  const times = o.predictOnly
+    ? { start: { label: "app start", samples: [] }, stop: { label: "app stop", samples: [] } }
+    : await sampleAppTimes(Math.max(2, Math.min(o.trials, 10)));
   const stopMed = summarize(times.stop.samples).median;
   const startMed = summarize(times.start.samples).median;
 
@@ -80,12 +82,14 @@ export async function benchEscalation(o: BenchOptions): Promise<FigureResult> {
   let active = "alpha";
   let standby = "beta";
   try {
-    cluster.startWitness();
-    await cluster.startAgent("alpha");
-    await sleep(300);
-    await cluster.startAgent("beta");
-    await cluster.waitRunning(active, MOVABLE, 30_000);
-    for (let i = 0; i < o.trials; i++) {
+    if (!o.predictOnly) {
+      cluster.startWitness();
+      await cluster.startAgent("alpha");
+      await sleep(300);
+      await cluster.startAgent("beta");
+      await cluster.waitRunning(active, MOVABLE, 30_000);
+    }
+    for (let i = 0; i < (o.predictOnly ? 0 : o.trials); i++) {
       try {
         await trial(i);
       } catch (err) {

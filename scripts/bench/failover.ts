@@ -134,7 +134,9 @@ export async function benchFailover(o: BenchOptions): Promise<FigureResult> {
     }
   }
 
-  const kaSkip = ipSkip ?? missing(o.tools.keepalived, "keepalived", "keepalived");
+  const kaSkip = o.predictOnly
+    ? "predictions only"
+    : ipSkip ?? missing(o.tools.keepalived, "keepalived", "keepalived");
   if (kaSkip) {
     fig.skipped.push(kaSkip);
   } else {
@@ -221,7 +223,7 @@ async function batonFailover(
   v: Variant,
 ): Promise<{ running: number[]; answers: number[]; error: string | null; predicted: string }> {
   const cut = v.mode === "cut";
-  const lab = cut ? await NetLab.create(o.tools.ip!, BATON_NET, 254) : null;
+  const lab = cut && !o.predictOnly ? await NetLab.create(o.tools.ip!, BATON_NET, 254) : null;
   const dir = await Deno.makeTempDir({ prefix: "bench-failover-" });
   await Deno.chmod(dir, 0o755);
   const s1 = await markerSleep(dir, "bfo-a");
@@ -283,11 +285,13 @@ async function batonFailover(
   let standby = "beta";
   const watch = new ProcWatch(matchers);
   try {
-    cluster.startWitness();
-    await cluster.startAgent("alpha");
-    await sleep(300);
-    await cluster.startAgent("beta");
-    for (let i = 0; i < o.trials; i++) {
+    if (!o.predictOnly) {
+      cluster.startWitness();
+      await cluster.startAgent("alpha");
+      await sleep(300);
+      await cluster.startAgent("beta");
+    }
+    for (let i = 0; i < (o.predictOnly ? 0 : o.trials); i++) {
       try {
         await trial(i);
       } catch (err) {

@@ -89,7 +89,9 @@ export async function benchHang(o: BenchOptions): Promise<FigureResult> {
   const answers: Series[] = [];
   let predicted = "—";
   try {
-    const times = await sampleAppTimes(Math.max(2, Math.min(o.trials, 10)));
+    const times = o.predictOnly
+      ? { start: { label: "app start", samples: [] }, stop: { label: "app stop", samples: [] } }
+      : await sampleAppTimes(Math.max(2, Math.min(o.trials, 10)));
     const startMed = summarize(times.start.samples).median;
     fig.tables.push(seriesTable("The sample app on its own", [times.start, times.stop]));
 
@@ -111,17 +113,19 @@ export async function benchHang(o: BenchOptions): Promise<FigureResult> {
     });
     predicted = predictedText(appTimes(await timesOf(cluster.manifest), "hung").hang);
     try {
-      await cluster.startAgent("solo");
-      await cluster.waitRunning("solo", ["hung"], 30_000);
-      const r = await measureHang(app.matcher, port, o.trials, "baton", o.log, 1300);
-      exists.push({ label: "baton", samples: r.exists });
-      answers.push({ label: "baton", samples: r.answers });
+      if (!o.predictOnly) {
+        await cluster.startAgent("solo");
+        await cluster.waitRunning("solo", ["hung"], 30_000);
+        const r = await measureHang(app.matcher, port, o.trials, "baton", o.log, 1300);
+        exists.push({ label: "baton", samples: r.exists });
+        answers.push({ label: "baton", samples: r.answers });
+      }
     } finally {
       await cluster.stop();
       killMatching(app.matcher);
     }
 
-    const monSkip = missing(o.tools.monit, "monit", "monit");
+    const monSkip = o.predictOnly ? "predictions only" : missing(o.tools.monit, "monit", "monit");
     if (monSkip) {
       fig.skipped.push(monSkip);
     } else {

@@ -32,7 +32,7 @@ export async function timesOf(path: string): Promise<FailoverTimes> {
 export function predictedText(b: Bound | null | undefined): string {
   if (b === null || b === undefined) return "—";
   if (b.ms === null) return `not detected (${b.how})`;
-  return `≤ ${b.ms} ms (${b.how})`;
+  return `${b.ms === 0 ? "" : "≤ "}${b.ms} ms (${b.how})`;
 }
 
 /** The times of one app of `t` (throws if the manifest has no such app). */
