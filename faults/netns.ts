@@ -446,6 +446,27 @@ export class Topology {
     await sh("nice", "-n", "-10", "ip", "netns", "exec", this.switchNs, "nft", rules.join("; "));
   }
 
+  /**
+   * Inside `host`'s namespace, send new TCP connections from `fromHosts` to `port` on to
+   * `toPort` of the same host instead (an nftables redirect in its prerouting hook): a man in
+   * the middle listening on `toPort` sees them with their original destination, while the
+   * host's own connections to `port` (the middle's upstream) are left alone. Needs nftables;
+   * only connections opened after the call are redirected.
+   */
+  async redirect(host: string, port: number, toPort: number, fromHosts: string[]): Promise<void> {
+    const from = fromHosts.map((h) => this.addr(h)).join(", ");
+    await sh(
+      "ip",
+      "netns",
+      "exec",
+      this.host(host).ns,
+      "nft",
+      "add table ip baton_mitm; add chain ip baton_mitm pre " +
+        "{ type nat hook prerouting priority -100; policy accept; }; " +
+        `add rule ip baton_mitm pre ip saddr { ${from} } tcp dport ${port} redirect to :${toPort}`,
+    );
+  }
+
   /** Network namespace inode → host name, for a sampler on another thread. */
   inodes(): Record<string, string> {
     return Object.fromEntries([...this.#inodes].map(([ino, name]) => [String(ino), name]));

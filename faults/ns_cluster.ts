@@ -72,6 +72,7 @@ export class NsCluster {
   readonly agents = new Map<string, Deno.ChildProcess>();
   #witness: Deno.ChildProcess | null = null;
   #opts: NsClusterOptions;
+  #own = new Set<string>();
 
   private constructor(dir: string, opts: NsClusterOptions) {
     this.dir = dir;
@@ -147,7 +148,7 @@ export class NsCluster {
       batonCommand(
         "run",
         "--manifest",
-        this.manifest,
+        this.manifestOf(node),
         "--node",
         node,
         "--state-dir",
@@ -170,6 +171,34 @@ export class NsCluster {
     await pumpTo(child.stdout, path);
     await pumpTo(child.stderr, path);
     return child;
+  }
+
+  /** The manifest a node runs on: its own copy if {@linkcode NsCluster.writeOwnManifest} made one. */
+  manifestOf(node: string): string {
+    return this.#own.has(node) ? `${this.dir}/baton-${node}.yaml` : this.manifest;
+  }
+
+  /**
+   * Give `node` its own manifest, the shared one rewritten by `edit` (a rolling change of
+   * settings reaches one host before the others). Takes effect at its next start or reload.
+   */
+  async writeOwnManifest(node: string, edit: (yaml: string) => string): Promise<void> {
+    const yaml = edit(await Deno.readTextFile(this.manifest));
+    await Deno.writeTextFile(`${this.dir}/baton-${node}.yaml`, yaml);
+    this.#own.add(node);
+  }
+
+  /** Send a signal to a running agent (SIGHUP: reload its manifest). */
+  signalAgent(node: string, signal: Deno.Signal): void {
+    this.agents.get(node)?.kill(signal);
+  }
+
+  /**
+   * Start any helper process in a host's namespace (a proxy, an attacker) at the hosts'
+   * niceness; its output goes to `${dir}/<log>.log`. It is killed with the topology.
+   */
+  spawnOn(host: string, log: string, argv: string[]): Promise<Deno.ChildProcess> {
+    return this.#spawn(host, log, argv);
   }
 
   /** Kill an agent (not its apps) and wait for it to exit. */

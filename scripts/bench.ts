@@ -29,7 +29,7 @@ import { benchEscalation } from "./bench/escalation.ts";
 import { benchFailover } from "./bench/failover.ts";
 import { benchLoad } from "./bench/load.ts";
 import { benchScale } from "./bench/scale.ts";
-import { renderReport, type RunInfo } from "./bench/report.ts";
+import { annotateReport, renderReport, type RunInfo } from "./bench/report.ts";
 
 /** Every figure, in report order. */
 export const FIGURES: Record<string, (o: BenchOptions) => Promise<FigureResult>> = {
@@ -85,6 +85,7 @@ async function main(): Promise<number> {
       "idle-seconds": { type: "string" },
       out: { type: "string" },
       json: { type: "string" },
+      annotate: { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -94,7 +95,9 @@ async function main(): Promise<number> {
     console.log(
       "usage: deno task bench [--smoke] [--only crash,hang,escalation,failover,load,scale]\n" +
         "                       [--trials N] [--load-seconds S] [--idle-seconds S]\n" +
-        "                       [--out docs/benchmarks.md] [--json results.json]",
+        "                       [--out docs/benchmarks.md] [--json results.json]\n" +
+        "       deno task bench --annotate docs/benchmarks.md   # add the predicted column to an\n" +
+        "                       older report, from the figures' manifests (nothing is measured)",
     );
     return 0;
   }
@@ -126,6 +129,7 @@ async function main(): Promise<number> {
     tools,
     log: (line) => console.log(line),
   };
+  if (values.annotate) return await annotate(values.annotate, opts);
   const outPath = values.out ?? `${ROOT}/docs/benchmarks.md`;
   const started = new Date();
   const t0 = performance.now();
@@ -224,6 +228,33 @@ async function main(): Promise<number> {
   Deno.removeSignalListener("SIGINT", interrupted);
   Deno.removeSignalListener("SIGTERM", interrupted);
   return failures > 0 ? 1 : 0;
+}
+
+/** The figures whose targets the manifest predicts (load and scale have no such bound). */
+const PREDICTED_FIGURES = ["crash", "hang", "escalation", "failover"];
+
+/**
+ * `--annotate FILE`: write each predicted figure's manifest (no agent starts, nothing is
+ * measured) and add the predicted column to the report in FILE.
+ */
+async function annotate(file: string, o: BenchOptions): Promise<number> {
+  const figures: FigureResult[] = [];
+  for (const id of PREDICTED_FIGURES) {
+    figures.push(await FIGURES[id]!({ ...o, predictOnly: true }));
+    await runInterruptCleanups();
+  }
+  const before = await Deno.readTextFile(file);
+  const after = annotateReport(before, figures);
+  if (after === before) {
+    console.log(`bench: ${file} has the predicted column already`);
+    return 0;
+  }
+  await Deno.writeTextFile(file, after);
+  for (const f of figures) {
+    for (const t of f.targets) console.log(`  ${f.id}: ${t.what}: predicted ${t.predicted ?? "—"}`);
+  }
+  console.log(`bench: added the predicted column to ${file}`);
+  return 0;
 }
 
 if (import.meta.main) {

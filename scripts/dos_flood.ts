@@ -12,6 +12,7 @@
  * @module
  */
 import { LocalCluster, poll } from "./local_cluster.ts";
+import { rssKiB, spawnAttacker } from "./flood_attacker.ts";
 
 const args = Deno.args;
 const arg = (name: string, dflt: number) => {
@@ -20,57 +21,8 @@ const arg = (name: string, dflt: number) => {
 };
 const CONNS = arg("conns", 1000);
 const SECONDS = arg("seconds", 20);
-
-const ATTACKER = `
-import socket, sys, time
-host, port, n, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-HEAD = b"POST /v1/heartbeat HTTP/1.1\\r\\nHost: x\\r\\n"
-BODY = b"POST /v1/heartbeat HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 10000000\\r\\n\\r\\n"
-def open_one(i):
-    s = socket.socket()
-    s.bind(("127.0.0.%d" % (2 + i % 100), 0))
-    s.settimeout(1.0)
-    try:
-        s.connect((host, port))
-        s.send(HEAD if i % 2 == 0 else BODY)
-    except OSError:
-        s.close()
-        return None
-    s.setblocking(False)
-    return s
-socks = [open_one(i) for i in range(n)]
-reconnects = 0
-end = time.time() + seconds
-while time.time() < end:
-    for i in range(n):
-        s = socks[i]
-        ok = False
-        if s is not None:
-            try:
-                if s.recv(4096) == b"":
-                    raise OSError("closed")
-            except BlockingIOError:
-                ok = True
-            except OSError:
-                pass
-            if ok:
-                try:
-                    s.send(b"x")
-                except OSError:
-                    ok = False
-        if not ok:
-            if s is not None:
-                s.close()
-            socks[i] = open_one(i)
-            reconnects += 1
-    time.sleep(0.2)
-print(reconnects)
-`;
-
-function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
-}
+/** `--v8 <flags>`: V8 flags of the agents (e.g. `--max-semi-space-size=1`, to tell heap from buffers). */
+const V8 = args.includes("--v8") ? args[args.indexOf("--v8") + 1] ?? "" : "";
 
 async function ages(c: LocalCluster): Promise<{ alphaHearsBeta: number; betaHearsAlpha: number }> {
   const get = async (node: string) => {
@@ -87,6 +39,11 @@ const c = await LocalCluster.create({
   apps: () => "  idle: { command: [sleep, infinity] }",
   interval: "200ms",
   deadAfter: "1s",
+  ...(V8 ? { denoFlags: [`--v8-flags=${V8}`] } : {}),
+  // `--arenas n`: glibc malloc arenas of the attacked agent (to tell allocator retention apart).
+  ...(args.includes("--arenas")
+    ? { env: { alpha: { MALLOC_ARENA_MAX: String(arg("arenas", 2)) } } }
+    : {}),
 });
 try {
   await c.startAgent("alpha");
@@ -115,14 +72,9 @@ try {
   };
 
   const before = await sample(5_000);
-  const attacker = new Deno.Command("python3", {
-    args: ["-c", ATTACKER, "127.0.0.1", String(c.ports["alpha"]), String(CONNS), String(SECONDS)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const attacker = spawnAttacker("127.0.0.1", c.ports["alpha"]!, CONNS, SECONDS);
   const during = await sample(SECONDS * 1000);
-  const out = await attacker.output();
-  const reconnects = Number(new TextDecoder().decode(out.stdout).trim());
+  const reconnects = await attacker.reconnects;
   const st = await (await fetch(`${c.url("alpha")}/v1/status`)).json() as { role: string };
   console.log(JSON.stringify({
     conns: CONNS,

@@ -388,6 +388,7 @@ export function buildProgram(): Command {
       const manifest = await loadOrExit(manifestPath(opts.manifest));
       const { secret } = await secretOrExit(manifest, true);
       const { runWitness } = await import("./witness/run_witness.ts");
+      const { trustedAddresses } = await import("./peer/conn_guard.ts");
       const w = manifest.cluster.witness;
       const tls = manifest.cluster.tls;
       const https = w !== null && new URL(w.url).protocol === "https:";
@@ -406,6 +407,8 @@ export function buildProgram(): Command {
         https && tls
           ? { cert: await Deno.readTextFile(tls.cert), key: await Deno.readTextFile(tls.key) }
           : null,
+        // The nodes are never refused by the witness's connection cap (conn_guard.ts).
+        trustedAddresses(Object.values(manifest.nodes).map((n) => n.url)),
       );
     });
 

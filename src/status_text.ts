@@ -19,7 +19,19 @@ export function formatStatus(doc: StatusDoc): string {
   );
   lines.push(`  why: ${doc.roleReason}`);
   if (doc.handover) {
-    lines.push(`  handover: ${doc.handover.kind} to ${doc.handover.to} (${doc.handover.phase})`);
+    lines.push(
+      `  handover: ${doc.handover.kind} to ${doc.handover.to} (${doc.handover.phase}` +
+        (doc.handover.waitingFor ? `: waiting for ${doc.handover.waitingFor}` : "") + ")",
+    );
+  }
+  if (doc.switchover) {
+    lines.push(
+      `  switchover: waiting for ${doc.switchover.waitingFor} (asked ` +
+        `${age(doc.switchover.sinceMs)}; refused in ${
+          (doc.switchover.leftMs / 1000).toFixed(1)
+        }s ` +
+        "if still not)",
+    );
   }
   for (const w of doc.warnings) lines.push(`  ! ${w}`);
   lines.push("");

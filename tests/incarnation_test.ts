@@ -105,3 +105,49 @@ Deno.test("tickStandby: a baton witness's highest epoch is an epoch floor for a 
   assert.ok(claim, "alpha claims once it knows the floor");
   assert.ok(claim.info.epoch > 12, `claimed epoch ${claim.info.epoch} must be above 12`);
 });
+
+// The fault suite's rejoin test found the wiped node active again after a restart faster than
+// deadAfter. That is the design (docs/design.md §2: the best standby takes over in a stable
+// view; no failback while an active lives): which node ends active depends only on whether
+// the peer saw the active dead for deadAfter before the wiped node was back. Both orders:
+
+Deno.test("rejoin, wiped node back before the peer noticed: standby first, then the best standby takes over above every used epoch", () => {
+  const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: [WEB] });
+  const dead = m.cluster.heartbeat.deadAfterMs;
+  const a = bootWith("alpha", m, "a-1");
+  const b = bootWith("beta", m, "b-1");
+  runCluster([a, b], 0, 8_000);
+  const used = a.state.epoch;
+  assert.equal(a.state.role, "active");
+  // alpha's host dies at 8 s and is back, wiped, before beta's deadAfter ran out.
+  const a2 = bootWith("alpha", m, "a-2", 8_000 + dead / 2);
+  assert.equal(a2.state.role, "standby", "a node without state boots standby");
+  const t = 8_000 + dead / 2;
+  runCluster([a2, b], t, t + 2 * dead);
+  assert.equal(b.state.role, "standby", "beta never saw alpha dead for deadAfter");
+  assert.equal(a2.state.role, "active", "alpha, the best standby in a stable view, takes over");
+  assert.ok(a2.state.epoch > used, `epoch ${a2.state.epoch} must be above the ${used} it used`);
+  const claims = records(a2.log, "active");
+  assert.equal(claims.length, 1);
+  assert.match(claims[0]!.message, /highest-priority standby/);
+});
+
+Deno.test("rejoin, wiped node back after the peer took over: it stays standby (no failback), epochs unchanged", () => {
+  const m = makeManifest({ nodes: { alpha: 2, beta: 1 }, apps: [WEB] });
+  const dead = m.cluster.heartbeat.deadAfterMs;
+  const a = bootWith("alpha", m, "a-1");
+  const b = bootWith("beta", m, "b-1");
+  runCluster([a, b], 0, 8_000);
+  // alpha's host dies at 8 s; beta alone takes over after deadAfter.
+  runCluster([b], 8_500, 8_500 + 2 * dead);
+  assert.equal(b.state.role, "active");
+  const epoch = b.state.epoch;
+  const t = 9_000 + 2 * dead;
+  const a2 = bootWith("alpha", m, "a-2", t);
+  runCluster([a2, b], t, t + 4 * dead);
+  assert.equal(a2.state.role, "standby", "the wiped node rejoins as standby and stays so");
+  assert.equal(b.state.role, "active");
+  assert.equal(b.state.epoch, epoch, "the active keeps its epoch");
+  assert.equal(a2.state.epoch, epoch, "the wiped node learned the cluster's epoch");
+  assert.equal(records(a2.log, "claim").length + records(a2.log, "active").length, 0);
+});

@@ -170,6 +170,41 @@ Deno.test("Notifier queues are bounded: a stuck sink drops the oldest and says s
   console.log(`5 pushes to a stuck sink took ${pushMs.toFixed(2)} ms`);
 });
 
+Deno.test("Notifier.setSinks: a kept sink keeps its queue, a removed one gets nothing more, a new one starts", async () => {
+  const seen: string[] = [];
+  const release = Promise.withResolvers<void>();
+  const kept = { sink: sink({ webhook: "http://127.0.0.1:1/kept" }), key: null };
+  const gone = { sink: sink({ webhook: "http://127.0.0.1:1/gone" }), key: null };
+  const n = new Notifier([kept, gone], {
+    onFailure: () => {},
+    deliver: async (t, e) => {
+      if (t.sink.webhook!.endsWith("kept") && e.reason === "r0") await release.promise;
+      seen.push(`${t.sink.webhook!.slice(19)} ${e.reason}`);
+    },
+  });
+  n.push({ ...ev(), reason: "r0" });
+  n.push({ ...ev(), reason: "r1" }); // waits behind r0 on the kept sink
+  await poll("gone to deliver r0 and r1", () => seen.length === 2, 5_000, 5);
+  // The manifest is reloaded: the same kept sink (a new object, equal settings), a new one.
+  n.setSinks([
+    { sink: sink({ webhook: "http://127.0.0.1:1/kept" }), key: null },
+    { sink: sink({ webhook: "http://127.0.0.1:1/new" }), key: null },
+  ]);
+  assert.deepEqual(n.sinks, ["webhook http://127.0.0.1:1/kept", "webhook http://127.0.0.1:1/new"]);
+  n.push({ ...ev(), reason: "r2" });
+  release.resolve();
+  await poll("kept to drain r0, r1, r2", () => seen.length === 6, 5_000, 5);
+  await n.close();
+  assert.deepEqual(seen.sort(), [
+    "gone r0",
+    "gone r1",
+    "kept r0",
+    "kept r1",
+    "kept r2",
+    "new r2",
+  ]);
+});
+
 Deno.test("deliver posts a signed JSON document; an exec sink gets BATON_EVENT_* variables", async () => {
   const got = Promise.withResolvers<{ body: string; sig: string | null }>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {

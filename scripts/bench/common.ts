@@ -26,6 +26,11 @@ export interface BenchOptions {
   tools: Tools;
   /** Progress lines go here. */
   log: (line: string) => void;
+  /**
+   * Only write each figure's manifest and compute its predicted column: no agent starts, no
+   * anchor runs, nothing is measured (`bench --annotate`).
+   */
+  predictOnly?: boolean;
 }
 
 /** Paths of the external programs the benchmarks use; null = not installed. */
@@ -56,6 +61,11 @@ export interface Summary {
 export interface Target {
   what: string;
   limit: string;
+  /**
+   * The worst case computed from the figure's manifest (`baton validate`, see
+   * `predicted.ts`); absent where the manifest predicts nothing (load, scale).
+   */
+  predicted?: string;
   measured: string;
   met: boolean | null;
 }

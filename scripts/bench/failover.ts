@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { predictedText, timesOf } from "./predicted.ts";
 import { killGroup, LocalCluster, type Status } from "../local_cluster.ts";
 import { missing } from "./anchors.ts";
 import { markerSample, markerSleep, sampleInfo } from "./apps.ts";
@@ -123,6 +124,7 @@ export async function benchFailover(o: BenchOptions): Promise<FigureResult> {
       fig.targets.push({
         what: `${name}: t0 → all movable apps running (worst case)`,
         limit: `≤ deadAfter + 100 ms = ${v.deadAfterMs + 100} ms`,
+        predicted: r.predicted,
         measured: `${fmtMs(s.max)} ms (median ${fmtMs(s.median)})`,
         met: s.n > 0 ? s.max <= v.deadAfterMs + 100 : null,
       });
@@ -132,7 +134,9 @@ export async function benchFailover(o: BenchOptions): Promise<FigureResult> {
     }
   }
 
-  const kaSkip = ipSkip ?? missing(o.tools.keepalived, "keepalived", "keepalived");
+  const kaSkip = o.predictOnly
+    ? "predictions only"
+    : ipSkip ?? missing(o.tools.keepalived, "keepalived", "keepalived");
   if (kaSkip) {
     fig.skipped.push(kaSkip);
   } else {
@@ -217,9 +221,9 @@ async function waitStable(
 async function batonFailover(
   o: BenchOptions,
   v: Variant,
-): Promise<{ running: number[]; answers: number[]; error: string | null }> {
+): Promise<{ running: number[]; answers: number[]; error: string | null; predicted: string }> {
   const cut = v.mode === "cut";
-  const lab = cut ? await NetLab.create(o.tools.ip!, BATON_NET, 254) : null;
+  const lab = cut && !o.predictOnly ? await NetLab.create(o.tools.ip!, BATON_NET, 254) : null;
   const dir = await Deno.makeTempDir({ prefix: "bench-failover-" });
   await Deno.chmod(dir, 0o755);
   const s1 = await markerSleep(dir, "bfo-a");
@@ -254,6 +258,16 @@ async function batonFailover(
     },
   });
   const matchers: ProcMatcher[] = [s1.matcher, s2.matcher, web!.matcher];
+  // A dead host and a cut-off one: the standby starts the apps by the same bound (the cut-off
+  // active has stopped them well before; the partition's gap is in the note).
+  const times = await timesOf(cluster.manifest);
+  const p = times.cluster.partition;
+  const predicted = cut && p
+    ? `${predictedText({ ms: p.runningAgainMs, how: times.cluster.hostDeath?.how ?? "" })}; ` +
+      `the isolated active stopped by ${p.activeStoppedMs ?? "never"} ms, gap ${
+        p.gapMs ?? "none"
+      } ms`
+    : predictedText(times.cluster.hostDeath);
   let error: string | null = null;
   const cleanup = async () => {
     // After a failed trial the agents' logs stay in the cluster directory for diagnosis.
@@ -271,11 +285,13 @@ async function batonFailover(
   let standby = "beta";
   const watch = new ProcWatch(matchers);
   try {
-    cluster.startWitness();
-    await cluster.startAgent("alpha");
-    await sleep(300);
-    await cluster.startAgent("beta");
-    for (let i = 0; i < o.trials; i++) {
+    if (!o.predictOnly) {
+      cluster.startWitness();
+      await cluster.startAgent("alpha");
+      await sleep(300);
+      await cluster.startAgent("beta");
+    }
+    for (let i = 0; i < (o.predictOnly ? 0 : o.trials); i++) {
       try {
         await trial(i);
       } catch (err) {
@@ -290,7 +306,7 @@ async function batonFailover(
     await cleanup();
     unregister();
   }
-  return { running: runningT, answers: answersT, error };
+  return { running: runningT, answers: answersT, error, predicted };
 
   async function trial(i: number): Promise<void> {
     await waitStable(cluster, active, standby, ["s1", "s2", "web"]);

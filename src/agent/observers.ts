@@ -77,17 +77,7 @@ export async function createObservers(opts: ObserverOptions): Promise<Observers>
     return a.status();
   };
   const metrics = new Metrics(status, { node, cluster: manifest.cluster.name });
-  const sinks: LoadedSink[] = [];
-  for (const sink of manifest.cluster.notify ?? []) {
-    let key: string | null = null;
-    if (sink.secretFile !== null) {
-      const r = await loadSecret({ env: undefined, file: sink.secretFile });
-      if (!r.ok) throw new Error(`cluster.notify ${sink.webhook}: ${r.error}`);
-      key = r.secret;
-    }
-    sinks.push({ sink, key });
-  }
-  const notifier = new Notifier(sinks, {
+  const notifier = new Notifier(await loadSinks(manifest), {
     onFailure: (sink, ev, why) => {
       metrics.notifyFailed(sink);
       opts.agent()?.note("error", ev.app, "notify_failed", `${sink}: ${ev.kind}: ${why}`);
@@ -95,9 +85,41 @@ export async function createObservers(opts: ObserverOptions): Promise<Observers>
     ...opts.notifier,
   });
   const flaps = new FlapDetector();
+  // Sinks follow the manifest: a reload (SIGHUP, `baton reload`) that changes cluster.notify
+  // loads the new ones; one whose secret cannot be read keeps the previous sinks, loudly.
+  let sinksOf = JSON.stringify(manifest.cluster.notify ?? []);
+  let sinkLoads = Promise.resolve();
+  const reloadSinks = (m: Manifest) => {
+    const want = JSON.stringify(m.cluster.notify ?? []);
+    if (want === sinksOf) return;
+    sinksOf = want;
+    sinkLoads = sinkLoads.then(() => loadSinks(m)).then(
+      (sinks) => {
+        if (sinksOf !== want) return; // a later reload came first
+        notifier.setSinks(sinks);
+        opts.agent()?.note(
+          "info",
+          null,
+          "notify_reload",
+          `notification sinks: ${notifier.sinks.join(", ") || "none"}`,
+        );
+      },
+      (err) => {
+        opts.agent()?.note(
+          "error",
+          null,
+          "notify_failed",
+          `new notification sinks not loaded, keeping ${notifier.sinks.join(", ") || "none"}: ${
+            err instanceof Error ? err.message : err
+          }`,
+        );
+      },
+    );
+  };
   const onRecord = (rec: EventRecord) => {
     metrics.onRecord(rec);
     const agent = opts.agent();
+    if (rec.kind === "reload" && agent) reloadSinks(agent.state.manifest);
     const n = toNotification(rec, {
       cluster: agent?.state.manifest.cluster.name ?? manifest.cluster.name,
       role: agent?.state.role ?? "unknown",
@@ -148,4 +170,22 @@ export async function createObservers(opts: ObserverOptions): Promise<Observers>
       await notifier.close();
     },
   };
+}
+
+/**
+ * The manifest's notification sinks with their signing keys. Throws if a sink's secret file
+ * cannot be loaded.
+ */
+export async function loadSinks(manifest: Manifest): Promise<LoadedSink[]> {
+  const sinks: LoadedSink[] = [];
+  for (const sink of manifest.cluster.notify ?? []) {
+    let key: string | null = null;
+    if (sink.secretFile !== null) {
+      const r = await loadSecret({ env: undefined, file: sink.secretFile });
+      if (!r.ok) throw new Error(`cluster.notify ${sink.webhook}: ${r.error}`);
+      key = r.secret;
+    }
+    sinks.push({ sink, key });
+  }
+  return sinks;
 }

@@ -5,7 +5,8 @@
  * @module
  */
 import type { EventRecord } from "../store/event_log.ts";
-import type { NodeState } from "../core/types.ts";
+import type { Handover, NodeState } from "../core/types.ts";
+import { targetProblem } from "../core/switchover.ts";
 import { peerAlive } from "../core/node_state.ts";
 import { describeMismatch } from "../core/settings.ts";
 import { fenceWarnings } from "../core/survivor_fence.ts";
@@ -53,7 +54,25 @@ export interface StatusDoc {
   maintenance: boolean;
   failedReason: string | null;
   manifestHash: string;
-  handover: { kind: string; to: string; phase: string; reason: string } | null;
+  /** A handover under way; `waitingFor` says what its current phase waits for. */
+  handover: {
+    kind: string;
+    to: string;
+    phase: string;
+    reason: string;
+    waitingFor: string;
+    sinceMs: number;
+  } | null;
+  /**
+   * An operator switchover waiting for its target to be seen as an available standby (the
+   * handover starts as soon as it is, and the request is refused once `leftMs` reaches 0).
+   */
+  switchover: {
+    to: string | null;
+    waitingFor: string;
+    sinceMs: number;
+    leftMs: number;
+  } | null;
   escalations: { app: string; reason: string | null }[];
   apps: AppStatus[];
   peers: PeerStatus[];
@@ -187,8 +206,11 @@ export function buildStatus(state: NodeState, now: number, events: EventRecord[]
         to: state.handover.to,
         phase: state.handover.phase,
         reason: state.handover.reason,
+        waitingFor: handoverWaitsFor(state.handover),
+        sinceMs: Math.round(now - state.handover.startedAt),
       }
       : null,
+    switchover: switchoverStatus(state, now),
     escalations,
     apps,
     peers,
@@ -217,5 +239,33 @@ export function buildStatus(state: NodeState, now: number, events: EventRecord[]
       }
       : {}),
     events,
+  };
+}
+
+/** What a handover in `h.phase` waits for, in words. */
+export function handoverWaitsFor(h: Handover): string {
+  switch (h.phase) {
+    case "preparing":
+      return `${h.to} to acknowledge the handover`;
+    case "stopping":
+      return "the movable apps to stop on this node";
+    case "fencing":
+      return "this host's fence command";
+    case "committing":
+      return `${h.to} to confirm it took the apps`;
+  }
+}
+
+/** The waiting switchover of `state` as status shows it, or null. */
+function switchoverStatus(state: NodeState, now: number): StatusDoc["switchover"] {
+  const w = state.switchoverWait;
+  if (!w) return null;
+  const problem = targetProblem(state, w.to, now);
+  const who = w.to ?? "a standby";
+  return {
+    to: w.to,
+    waitingFor: `${who} to be seen as an available standby` + (problem ? ` (now: ${problem})` : ""),
+    sinceMs: Math.round(now - w.since),
+    leftMs: Math.max(0, Math.round(w.until - now)),
   };
 }

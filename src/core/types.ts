@@ -512,6 +512,7 @@ export type DriverRecordKind =
   | "internal_error"
   | "loop_lag"
   | "notify_failed"
+  | "notify_reload"
   | "orphan_adopted"
   | "orphan_killed"
   | "persist_failed"

@@ -40,11 +40,20 @@ interface _Worker {
   name: string;
   queue: NotifyEvent[];
   running: Promise<void> | null;
+  /** Removed by {@linkcode Notifier.setSinks}: takes no more events, finishes the one in hand. */
+  retired: boolean;
+}
+
+/** Identity of a sink: a reload that leaves it unchanged keeps its queue and delivery. */
+function _sinkKey(target: LoadedSink): string {
+  return JSON.stringify([target.sink, target.key]);
 }
 
 /** Per-sink queues and delivery loops. */
 export class Notifier {
   #workers: _Worker[];
+  /** Removed sinks whose last attempt is still in flight (waited for by `close`). */
+  #retired = new Set<_Worker>();
   #opts: Required<NotifierOptions>;
   #closed = false;
   #sleeps = new Set<{ timer: ReturnType<typeof setTimeout>; resolve: () => void }>();
@@ -58,12 +67,33 @@ export class Notifier {
       deliver: realDeliver,
       ...opts,
     };
-    this.#workers = sinks.map((target) => ({
-      target,
-      name: sinkName(target.sink),
-      queue: [],
-      running: null,
-    }));
+    this.#workers = sinks.map((target) => this.#worker(target));
+  }
+
+  /**
+   * Replace the sinks (a manifest reload): a sink that is unchanged (same settings, same key)
+   * keeps its queue and its delivery in flight; a removed one takes no more events, abandons
+   * its queue and finishes only the attempt in hand; a new one starts empty.
+   */
+  setSinks(sinks: LoadedSink[]): void {
+    const old = new Map(this.#workers.map((w) => [_sinkKey(w.target), w]));
+    const next: _Worker[] = [];
+    for (const target of sinks) {
+      const key = _sinkKey(target);
+      const kept = old.get(key);
+      old.delete(key);
+      next.push(kept ?? this.#worker(target));
+    }
+    for (const w of old.values()) {
+      w.retired = true;
+      w.queue.length = 0;
+      if (w.running) this.#retired.add(w);
+    }
+    this.#workers = next;
+  }
+
+  #worker(target: LoadedSink): _Worker {
+    return { target, name: sinkName(target.sink), queue: [], running: null, retired: false };
   }
 
   /** Names of the sinks, in manifest order. */
@@ -88,14 +118,14 @@ export class Notifier {
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.all(this.#workers.map((w) => w.running)),
+      Promise.all([...this.#workers, ...this.#retired].map((w) => w.running)),
       new Promise((r) => (timer = setTimeout(r, graceMs))),
     ]);
     clearTimeout(timer);
   }
 
   #enqueue(w: _Worker, ev: NotifyEvent): void {
-    if (this.#closed || !accepts(w.target, ev)) return;
+    if (this.#closed || w.retired || !accepts(w.target, ev)) return;
     if (w.queue.length >= this.#opts.maxQueue) {
       const dropped = w.queue.shift()!;
       this.#fail(w, dropped, `queue full (${this.#opts.maxQueue} waiting): dropped`);
@@ -103,11 +133,12 @@ export class Notifier {
     w.queue.push(ev);
     w.running ??= this.#drain(w).finally(() => {
       w.running = null;
+      this.#retired.delete(w);
     });
   }
 
   async #drain(w: _Worker): Promise<void> {
-    while (!this.#closed && w.queue.length > 0) {
+    while (!this.#closed && !w.retired && w.queue.length > 0) {
       const ev = w.queue.shift()!;
       let why = "";
       for (let attempt = 1; attempt <= this.#opts.attempts; attempt++) {
@@ -120,7 +151,7 @@ export class Notifier {
         }
         if (attempt < this.#opts.attempts) {
           await this.#sleep(this.#opts.backoffMs * 2 ** (attempt - 1));
-          if (this.#closed) return;
+          if (this.#closed || w.retired) return;
         }
       }
       if (why) this.#fail(w, ev, `${why} (after ${this.#opts.attempts} attempts)`);

@@ -54,7 +54,7 @@ th{color:var(--mute);font-weight:500;font-size:12px}td.num{font-variant-numeric:
 .warnings{background:#3a1618;border:1px solid var(--bad);color:#ffb3ae;border-radius:8px;
 padding:10px 16px}.warnings li{margin:2px 0}.warnings strong{color:var(--bad)}
 .lvl-error{color:var(--bad)}.lvl-warn{color:var(--warn)}.lvl-info{color:var(--mute)}
-.meta{display:flex;gap:14px;flex-wrap:wrap;margin-top:4px}
+.meta{display:flex;gap:14px;flex-wrap:wrap;margin-top:4px}.wait{color:var(--warn);margin-top:4px}
 #live{margin-left:auto;font-size:12px}
 `;
 
@@ -122,14 +122,24 @@ function renderNode(s: StatusDoc, note: string | null, unreachable = false): str
     unreachable ? badge("unreachable", "down") : "",
     s.maintenance ? badge("maintenance", "warn") : "",
     s.handover ? badge(`handover ${s.handover.phase} → ${s.handover.to}`, "warn") : "",
+    s.switchover ? badge(`switchover waiting → ${s.switchover.to ?? "a standby"}`, "warn") : "",
   ].join(" ");
+  // What a switchover or handover in progress waits for (older agents send neither field).
+  const waits = [
+    s.switchover
+      ? `switchover waiting for ${s.switchover.waitingFor} (asked ${
+        age(s.switchover.sinceMs)
+      } ago, refused in ${age(s.switchover.leftMs)} if still not)`
+      : "",
+    s.handover?.waitingFor ? `handover waiting for ${s.handover.waitingFor}` : "",
+  ].filter((x) => x !== "").map((x) => `<div class="wait" data-wait>${esc(x)}</div>`).join("");
   return `<div class="card" data-node="${esc(s.node)}">
 <h2>${esc(s.node)} ${badge(s.role)} ${flags}</h2>
 <div class="meta mute"><span>epoch <b class="num">${esc(s.epoch)}</b></span>
 <span>manifest ${esc(s.manifestHash.slice(0, 12))}</span>${
     note ? `<span>${esc(note)}</span>` : ""
   }</div>
-<div class="mute">${esc(s.failedReason ?? s.roleReason)}</div>
+<div class="mute">${esc(s.failedReason ?? s.roleReason)}</div>${waits}
 ${renderApps(s.apps)}</div>`;
 }
 

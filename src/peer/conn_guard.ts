@@ -275,7 +275,7 @@ export interface GuardedHttpOptions extends GuardOptions {
 export async function serveHttpGuarded(
   opts: GuardedHttpOptions,
   handler: (req: Request) => Response | Promise<Response>,
-): Promise<{ guard: Guard; shutdown: () => Promise<void> }> {
+): Promise<{ guard: Guard; addr: Deno.NetAddr; shutdown: () => Promise<void> }> {
   await Deno.remove(opts.socketPath).catch(() => {});
   const inner = Deno.serve({ transport: "unix", path: opts.socketPath, onListen() {} }, handler);
   const listener = opts.tls
@@ -284,6 +284,7 @@ export async function serveHttpGuarded(
   const guard = serveGuarded(listener, opts.socketPath, opts);
   return {
     guard,
+    addr: listener.addr as Deno.NetAddr,
     shutdown: async () => {
       guard.close();
       await inner.shutdown();
