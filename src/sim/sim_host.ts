@@ -17,7 +17,7 @@ import type {
   StopOptions,
 } from "../supervisor/process_runner.ts";
 import { type MemoryDisk, newMemoryDisk } from "../store/memory_store.ts";
-import type { TimerHandle } from "../agent/clock.ts";
+import type { TimerHandle } from "../clock/clock.ts";
 import type { PauseEdge } from "./scenario.ts";
 import type { StateStorage } from "../store/state_store.ts";
 
