@@ -33,17 +33,9 @@ import type { LeaseSink } from "../guard/lease_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
+import type { ReloadResult, Reply } from "../peer/api_types.ts";
 
-/** A reply to an operator or peer request that went through the core. */
-export interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** What reloading the manifest found. */
-export type ReloadResult =
-  | { ok: true; hash: string; warnings: string[] }
-  | { ok: false; errors: string[] };
+export type { ReloadResult, Reply } from "../peer/api_types.ts";
 
 /**
  * Everything the agent needs. Every side effect has a twin: the simulation and the tests swap

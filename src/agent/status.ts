@@ -8,66 +8,9 @@ import type { EventRecord } from "../store/event_log.ts";
 import type { NodeState } from "../core/types.ts";
 import { peerAlive } from "../core/node_state.ts";
 import { describeMismatch } from "../core/settings.ts";
+import type { AppStatus, PeerStatus, StatusDoc } from "../peer/api_types.ts";
 
-/** One app in the status document. */
-export interface AppStatus {
-  name: string;
-  state: string;
-  pid: number | null;
-  restarts: number;
-  totalRestarts: number;
-  movable: boolean;
-  escalated: boolean;
-  uptimeMs: number | null;
-  check: string;
-  lastCheck: { ok: boolean; detail: string; ageMs: number } | null;
-  lastFailure: string | null;
-  /** How a stop reaches everything the app started (filled in by the agent). */
-  containment?: "cgroup" | "process group" | "pid" | null;
-}
-
-/** One peer as this node sees it. */
-export interface PeerStatus {
-  name: string;
-  url: string;
-  reachable: boolean;
-  role: string | null;
-  epoch: number;
-  priority: number;
-  maintenance: boolean;
-  lastHeartbeatAgeMs: number | null;
-  manifestHash: string | null;
-  manifestMatches: boolean | null;
-  error: string | null;
-}
-
-/** The whole document. */
-export interface StatusDoc {
-  node: string;
-  cluster: string;
-  role: string;
-  roleReason: string;
-  epoch: number;
-  mode: string;
-  maintenance: boolean;
-  failedReason: string | null;
-  manifestHash: string;
-  handover: { kind: string; to: string; phase: string; reason: string } | null;
-  escalations: { app: string; reason: string | null }[];
-  apps: AppStatus[];
-  peers: PeerStatus[];
-  witness: { url: string; reachable: boolean; kind: string | null; ageMs: number | null } | null;
-  warnings: string[];
-  events: EventRecord[];
-  /**
-   * How late the agent's tick timers fired (event-loop lag, ms): the worst since the agent
-   * started, the latest, and how many were later than one heartbeat interval. Filled in by the
-   * agent (absent from a document built by {@linkcode buildStatus} alone).
-   */
-  eventLoop?: { maxLagMs: number; lastLagMs: number; lateTicks: number };
-  /** The per-host guard holding the lease (filled in by the agent; absent without one). */
-  guard?: Record<string, unknown>;
-}
+export type { AppStatus, PeerStatus, StatusDoc } from "../peer/api_types.ts";
 
 /** Build the status document. */
 export function buildStatus(state: NodeState, now: number, events: EventRecord[]): StatusDoc {

@@ -5,7 +5,7 @@
  * @module
  */
 import { Command, Option } from "@commander-js/extra-typings";
-import type { StatusDoc } from "../agent/status.ts";
+import type { StatusDoc } from "../peer/api_types.ts";
 import { formatStatus } from "../status_text.ts";
 import { MANIFEST_HELP, manifestPath } from "./manifest_path.ts";
 import {

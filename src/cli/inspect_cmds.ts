@@ -5,7 +5,7 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import type { StatusDoc } from "../agent/status.ts";
+import type { StatusDoc } from "../peer/api_types.ts";
 import { agentError, CliExit, target, withTarget } from "./common.ts";
 
 /** Adds `events` and `explain` to `program`. */
