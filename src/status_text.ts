@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { StatusDoc } from "./agent/status.ts";
+import type { StatusDoc } from "./peer/api_types.ts";
 
 function age(ms: number | null): string {
   if (ms === null) return "never";

@@ -40,17 +40,9 @@ import { SaveQueue } from "./save_queue.ts";
 import { describeOutcome } from "../core/survivor_fence.ts";
 import { fenceArgv, fencePeer, runFenceCommand } from "./fence_runner.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
+import type { ReloadResult, Reply } from "../peer/api_types.ts";
 
-/** A reply to an operator or peer request that went through the core. */
-export interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** What reloading the manifest found. */
-export type ReloadResult =
-  | { ok: true; hash: string; warnings: string[] }
-  | { ok: false; errors: string[] };
+export type { ReloadResult, Reply } from "../peer/api_types.ts";
 
 /**
  * Everything the agent needs. Every side effect has a twin: the simulation and the tests swap

@@ -7,7 +7,7 @@
  */
 
 import type { CheckSpec } from "../manifest/types.ts";
-import type { CheckResult } from "./run_check.ts";
+import type { CheckResult } from "./check_types.ts";
 
 /** The exec variant of {@linkcode CheckSpec}. */
 export type ExecCheckSpec = Extract<CheckSpec, { type: "exec" }>;

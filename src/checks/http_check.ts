@@ -7,7 +7,7 @@
  */
 
 import type { CheckSpec } from "../manifest/types.ts";
-import type { CheckResult } from "./run_check.ts";
+import type { CheckResult } from "./check_types.ts";
 
 /** The http variant of {@linkcode CheckSpec}. */
 export type HttpCheckSpec = Extract<CheckSpec, { type: "http" }>;

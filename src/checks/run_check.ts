@@ -5,19 +5,13 @@
  * @module
  */
 
-import type { CheckSpec } from "../manifest/types.ts";
 import { httpCheck } from "./http_check.ts";
 import { tcpCheck } from "./tcp_check.ts";
 import { execCheck } from "./exec_check.ts";
 
-/** What one check found: `ok`, and a human sentence saying why (goes into the event log). */
-export interface CheckResult {
-  ok: boolean;
-  detail: string;
-}
+import type { CheckResult, InterfaceCheckSpec } from "./check_types.ts";
 
-/** A check that calls the app's interface: every {@linkcode CheckSpec} except `process`. */
-export type InterfaceCheckSpec = Exclude<CheckSpec, { type: "process" }>;
+export type { CheckResult, InterfaceCheckSpec } from "./check_types.ts";
 
 /**
  * Runs one interface check. Resolves (never rejects) within about `spec.timeoutMs`;

@@ -6,7 +6,7 @@
  */
 
 import type { CheckSpec } from "../manifest/types.ts";
-import type { CheckResult } from "./run_check.ts";
+import type { CheckResult } from "./check_types.ts";
 
 /** The tcp variant of {@linkcode CheckSpec}. */
 export type TcpCheckSpec = Extract<CheckSpec, { type: "tcp" }>;

@@ -21,23 +21,9 @@
 import type { Manifest } from "../manifest/types.ts";
 import type { NodeState } from "./types.ts";
 
-/** The safety-relevant settings of a node, as exchanged in heartbeats. */
-export interface ClusterSettings {
-  /** Hash of `keys` (FNV-1a, hex): equal hashes, equal settings. */
-  hash: string;
-  /** Safety key → its value or a short digest of it (`heartbeat.deadAfter` → `"1000"`). */
-  keys: Record<string, string>;
-  /** The longest `deadAfter` (ms) the sender still honours (its own, or an older one). */
-  deadAfterMs: number;
-  /** The `fenceAfter` (ms) the sender applies now as an active. */
-  fenceAfterMs: number;
-}
+import type { ClusterSettings } from "./settings_types.ts";
 
-/** Timings kept from before a reload until every peer has acknowledged the new settings. */
-export interface HeldTimings {
-  deadAfterMs: number;
-  fenceAfterMs: number;
-}
+export type { ClusterSettings, HeldTimings } from "./settings_types.ts";
 
 /** FNV-1a (32 bit) of a string, as 8 hex digits: a digest for agreement, not for secrecy. */
 function _fnv(text: string): string {

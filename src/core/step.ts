@@ -14,8 +14,8 @@ import {
   onStartFailed,
   resetHealthyWindows,
 } from "./app_policy.ts";
-import { human, newApp, newPeer, toPersisted } from "./node_state.ts";
-import { Out } from "./out.ts";
+import { human, newApp, newPeer } from "./node_state.ts";
+import { Out, viewBeforeStep } from "./out.ts";
 import { assertNever } from "./assert.ts";
 import { reconcile, syncChecks } from "./reconcile.ts";
 import { watchdogBlocks } from "./watchdog_rule.ts";
@@ -72,9 +72,7 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   const out = new Out();
   // Whether to persist is derived: the persisted view before and after (for a boot: what was
   // loaded), never a flag each handler must remember to set.
-  out.savedView = event.type === "boot"
-    ? (event.persisted === null ? null : JSON.stringify(event.persisted))
-    : JSON.stringify(toPersisted(state));
+  out.savedView = event.type === "boot" ? event.persisted : viewBeforeStep(state);
   switch (event.type) {
     case "boot":
       onBoot(state, event, now, out);

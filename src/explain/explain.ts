@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { AppStatus, StatusDoc } from "../agent/status.ts";
+import type { AppStatus, StatusDoc } from "../peer/api_types.ts";
 import type { Manifest } from "../manifest/types.ts";
 import type { EventRecord } from "../store/event_log.ts";
 
@@ -59,7 +59,7 @@ export interface Explanation {
  *
  * @example
  * ```ts
- * import type { StatusDoc } from "../agent/status.ts";
+ * import type { StatusDoc } from "../peer/api_types.ts";
  * import type { EventRecord } from "../store/event_log.ts";
  * import type { Manifest } from "../manifest/types.ts";
  * declare const status: StatusDoc;

@@ -17,7 +17,7 @@
  * @module
  */
 import client from "prom-client";
-import type { StatusDoc } from "../agent/status.ts";
+import type { StatusDoc } from "../peer/api_types.ts";
 import type { EventRecord } from "../store/event_log.ts";
 import { VERSION } from "../version.ts";
 

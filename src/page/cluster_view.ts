@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { StatusDoc } from "../agent/status.ts";
+import type { StatusDoc } from "../peer/api_types.ts";
 
 /** One other node as last fetched. */
 export interface PeerView {

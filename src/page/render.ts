@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { AppStatus, StatusDoc } from "../agent/status.ts";
+import type { AppStatus, StatusDoc } from "../peer/api_types.ts";
 import type { EventRecord } from "../store/event_log.ts";
 import type { ClusterSnapshot, PeerView } from "./cluster_view.ts";
 

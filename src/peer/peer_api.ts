@@ -9,8 +9,8 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { z } from "zod";
-import type { ReloadResult, Reply } from "../agent/agent.ts";
-import type { StatusDoc } from "../agent/status.ts";
+import type { ReloadResult, Reply } from "./api_types.ts";
+import type { StatusDoc } from "./api_types.ts";
 import type { Command, Event, NodeInfo } from "../core/types.ts";
 import type { EventRecord } from "../store/event_log.ts";
 import { type AuthVariables, hmacAuth, type RequestVerifier } from "./auth.ts";

@@ -15,29 +15,16 @@
  *
  * @module
  */
-import type { TimerHandle } from "../agent/clock.ts";
 import type { GuardLease, GuardReport } from "../guard/guard.ts";
 import type { GuardHost, GuardPort } from "../guard/lease_driver.ts";
-import type { Incarnation, SimHost } from "./sim_host.ts";
+import type { Incarnation, SimGuard, SimHost } from "./sim_host.ts";
 import type { Rng } from "./sim_network.ts";
 import type { VirtualTime } from "./virtual_time.ts";
 
+export type { SimGuard } from "./sim_host.ts";
+
 /** Most kill latency after expiry (ms), drawn uniformly from 0 to this. */
 export const GUARD_KILL_LATENCY_MAX_MS = 100;
-
-/** The guard process of one simulated host. */
-export interface SimGuard {
-  pid: number;
-  /** Lease deadline in the host's boot clock (ms), or null: disarmed. */
-  deadline: number | null;
-  /** Due expiry (world timer), or null. */
-  timer: TimerHandle | null;
-  targets: string[];
-  /** Fences so far. */
-  fenced: number;
-  /** Told of each fence (the adopting agents' ports). */
-  watchers: Set<() => void>;
-}
 
 /** What the twin needs of the world. */
 export interface GuardWorld {

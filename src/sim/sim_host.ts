@@ -17,9 +17,23 @@ import type {
   StopOptions,
 } from "../supervisor/process_runner.ts";
 import { type MemoryDisk, newMemoryDisk } from "../store/memory_store.ts";
-import type { SimGuard } from "./sim_guard.ts";
+import type { TimerHandle } from "../clock/clock.ts";
 import type { PauseEdge } from "./scenario.ts";
 import type { StateStorage } from "../store/state_store.ts";
+
+/** The guard process of one simulated host. */
+export interface SimGuard {
+  pid: number;
+  /** Lease deadline in the host's boot clock (ms), or null: disarmed. */
+  deadline: number | null;
+  /** Due expiry (world timer), or null. */
+  timer: TimerHandle | null;
+  targets: string[];
+  /** Fences so far. */
+  fenced: number;
+  /** Told of each fence (the adopting agents' ports). */
+  watchers: Set<() => void>;
+}
 
 /** One running (or paused) agent process. */
 export interface Incarnation {

@@ -13,7 +13,6 @@ import { Agent } from "../agent/agent.ts";
 import type { PersistedState } from "../core/types.ts";
 import type { Manifest } from "../manifest/types.ts";
 import { MemoryEventLog, MemoryStateStore } from "../store/memory_store.ts";
-import { parseState } from "../store/state_store.ts";
 import { WitnessArbiter } from "../witness/arbiter.ts";
 import {
   checkLiveness,
@@ -21,7 +20,6 @@ import {
   checkWorld,
   type Monitor,
   newMonitor,
-  type ProcView,
   type Violation,
   type WorldView,
 } from "./invariants.ts";
@@ -37,6 +35,7 @@ import {
 } from "./sim_host.ts";
 import { mixSeed, type OneWayModel, Rng, SimNetwork } from "./sim_network.ts";
 import { VirtualTime } from "./virtual_time.ts";
+import { PersistedCache, worldView } from "./sim_view.ts";
 import { probeDeadline } from "./sim_deadline.ts";
 import { GuardLeaseDriver } from "../guard/lease_driver.ts";
 import { guardGone, simGuardHost } from "./sim_guard.ts";
@@ -98,7 +97,7 @@ export class Simulation {
   #incs = 0;
   /** Host each window fault resolved to. */
   readonly resolved = new Map<number, string>();
-  #parsed = new Map<string, { text: string | null; state: PersistedState | null }>();
+  #parsed = new PersistedCache();
   violations: Violation[] = [];
 
   /** A world for `scenario`; nothing runs until {@linkcode Simulation.run}. */
@@ -361,49 +360,18 @@ export class Simulation {
   // ------------------------------------------------------------ views and traces
 
   #persisted(h: SimHost): PersistedState | null {
-    const text = h.disk.stateText;
-    const cached = this.#parsed.get(h.name);
-    if (cached && cached.text === text) return cached.state;
-    const r = text === null ? null : parseState(text, h.name);
-    const state = r && r.ok ? r.state : null;
-    this.#parsed.set(h.name, { text, state });
-    return state;
+    return this.#parsed.get(h);
   }
 
   /** The world as the invariants read it. */
   view(): WorldView {
-    const procs: ProcView[] = [];
-    const hosts: WorldView["hosts"] = {};
-    for (const h of Object.values(this.hosts)) {
-      const inc = h.live;
-      for (const p of h.procs.running()) {
-        procs.push({
-          pid: p.pid,
-          app: p.app ?? "",
-          host: h.name,
-          startedAt: h.startedAt.get(p.pid) ?? 0,
-          managed: p.watched && inc !== null,
-        });
-      }
-      hosts[h.name] = {
-        name: h.name,
-        up: h.up,
-        agent: inc
-          ? {
-            incarnation: inc.n,
-            startedAt: inc.startedAt,
-            booted: inc.booted,
-            state: inc.agent.state,
-          }
-          : null,
-        agentBackAt: h.agentBackAt,
-        persisted: this.#persisted(h),
-        writing: inc !== null && (inc.saving > 0 || inc.saveFailed),
-        clearedAt: h.clearedAt,
-        lastReceived: h.lastReceived,
-      };
-    }
-    return { now: this.vt.now, manifest: this.manifest, witness: this.s.witness, hosts, procs };
+    return worldView(
+      this.hosts,
+      this.vt.now,
+      this.manifest,
+      this.s.witness,
+      (h) => this.#persisted(h),
+    );
   }
 
   /** A line of the world's own doing. */

@@ -21,7 +21,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import type { Clock, TimerHandle, Timers } from "../agent/clock.ts";
+import type { Clock, TimerHandle, Timers } from "../clock/clock.ts";
 
 /** Wall time of virtual instant 0 (records only). */
 const WALL_ORIGIN = Date.UTC(2026, 0, 1);

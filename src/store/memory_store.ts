@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { Timers } from "../agent/clock.ts";
+import type { Timers } from "../clock/clock.ts";
 import type { PersistedState } from "../core/types.ts";
 import { type EventRecord, type EventSink, RECENT_CAPACITY } from "./event_log.ts";
 import {

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { Timers } from "../agent/clock.ts";
+import type { Timers } from "../clock/clock.ts";
 import type { ExitInfo, ProcessRunner, Spawned, SpawnSpec, StopOptions } from "./process_runner.ts";
 
 /** One call the agent made on the fake, in order. */
