@@ -147,9 +147,10 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   settleResume(state, now, out);
   progressSwitchover(state, now, out);
   resolveEscalations(state, now, out);
-  tickFences(state, now, out); // survivor fencing: due attempts, jobs of a role left
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
+  // Survivor fencing: due attempts (after the save: a fence runs under a durable takeover).
+  tickFences(state, now, out);
   reconcile(state, now, out);
   progressHandover(state, now, out);
   syncChecks(state, out);
