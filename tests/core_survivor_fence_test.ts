@@ -80,6 +80,9 @@ Deno.test("survivor fence: the grant's winner fences the silent active before an
   assert.deepEqual(spawns(granted), [], "no movable app before the fence");
   const persisted = ofType(granted, "persist").at(-1)!.state;
   assert.deepEqual(persisted.fencing, ["alpha"], "the owed fence is durable with the role");
+  const iSave = indexOf(granted, (x) => x.type === "persist" && x.state.role === "active");
+  const iFence = indexOf(granted, (x) => x.type === "fence_peer");
+  assert.ok(iSave >= 0 && iSave < iFence, "the takeover is saved before the fence runs");
   assert.equal(fenceWarnings(b.state, 13_100).length, 1);
   const done = b.feed(result("alpha", 1), 14_300);
   assert.deepEqual(appNames(spawns(done)), ["db", "web"]);

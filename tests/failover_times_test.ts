@@ -89,3 +89,17 @@ Deno.test("formatFailoverTimes on the example manifest: every failure kind with 
   assert.match(text, /isolated active stopped by\s+750ms/);
   assert.match(text, /gap\s+250ms {2}\(no overlap\)/);
 });
+
+Deno.test("failoverTimes: survivor fencing adds fenceTimeout to host death (and fenceDelay without a baton witness)", () => {
+  const hb = { intervalMs: 200, deadAfterMs: 1_000, fenceAfterMs: 700 };
+  const fencing = { mode: "required" as const, timeoutMs: 30_000, delayMs: 5_000, retryMs: 5_000 };
+  const nodeFence = { alpha: ["f", "{node}"], beta: ["f", "{node}"] };
+  const opts = { nodes: { alpha: 2, beta: 1 }, heartbeat: hb, nodeFence, fencing };
+  const baton = failoverTimes(makeManifest({ ...opts, witness: "baton" })).cluster.hostDeath!;
+  assert.equal(baton.ms, 1_200 + 30_000);
+  assert.match(baton.how, /fenceTimeout 30s; fencing required/);
+  const none = failoverTimes(makeManifest(opts)).cluster.hostDeath!;
+  assert.equal(none.ms, 1_000 + 30_000 + 5_000);
+  const off = failoverTimes(makeManifest({ ...opts, fencing: { ...fencing, mode: "off" } }));
+  assert.equal(off.cluster.hostDeath!.ms, 1_000);
+});

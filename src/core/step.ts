@@ -44,7 +44,13 @@ import { markStarted } from "./start_order.ts";
 import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
 import { syncVips } from "./vip.ts";
 import { onLeaseLost } from "./lease_lost.ts";
-import { onFenceOk, onFencePeerResult, resumeFences, tickFences } from "./survivor_fence.ts";
+import {
+  fenceHoldsApps,
+  onFenceOk,
+  onFencePeerResult,
+  resumeFences,
+  tickFences,
+} from "./survivor_fence.ts";
 import type { Action, AppState, Event, NodeState } from "./types.ts";
 
 /** What one step produced. `state` is the same object, updated in place. */
@@ -151,10 +157,12 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   resolveEscalations(state, now, out);
   // Floating IPs go with the SIGKILLs of a step-down, before the save; they come after it.
   syncVips(state, out, false);
-  tickFences(state, now, out); // survivor fencing: due attempts, jobs of a role left
   // A new role or epoch reaches the disk before anything is started under it.
   out.persist(state);
-  syncVips(state, out, true);
+  // Survivor fencing: due attempts (after the save: a fence runs under a durable takeover).
+  tickFences(state, now, out);
+  // The addresses come with the apps: not while a survivor fence still holds them back.
+  syncVips(state, out, !fenceHoldsApps(state));
   reconcile(state, now, out);
   progressHandover(state, now, out);
   progressReadyWait(state, now, out);

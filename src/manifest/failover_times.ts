@@ -149,10 +149,19 @@ export function failoverTimes(m: Manifest): FailoverTimes {
     } (a refused claim of a baton witness)`
     : `deadAfter ${fd(hb.deadAfterMs)}`;
   const stopped = baton ? hb.fenceAfterMs + TICK_MS : null;
+  // Survivor fencing: the apps start once the fence of the dead host exited 0 (one attempt is
+  // bounded by fenceTimeout; without a baton witness the lower-priority node waits fenceDelay).
+  const f = m.cluster.fencing;
+  const fenced = f !== undefined && f.mode !== "off" &&
+    Object.values(m.nodes).some((n) => (n.fence?.length ?? 0) > 0);
+  const fenceMs = fenced ? f.timeoutMs + (m.cluster.witness?.kind === "baton" ? 0 : f.delayMs) : 0;
+  const fenceHow = !fenced ? "" : ` + the fence, up to fenceTimeout ${fd(f.timeoutMs)}` +
+    (m.cluster.witness?.kind === "baton" ? "" : ` (+ fenceDelay ${fd(f.delayMs)})`) +
+    (f.mode === "required" ? "; fencing required: none until a fence succeeds" : "");
   return {
     apps,
     cluster: {
-      hostDeath: { ms: takeover, how: takeoverHow },
+      hostDeath: { ms: takeover + fenceMs, how: takeoverHow + fenceHow },
       partition: {
         activeStoppedMs: stopped,
         standbyStartsMs: hb.deadAfterMs,
