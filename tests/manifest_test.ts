@@ -433,7 +433,7 @@ Deno.test("parseManifest reports several errors at once, sorted by position", as
   assert.equal(
     formatDiagnostic(list[0] ?? assert.fail("no diagnostics")),
     'm.yaml:2:3: unknown key "nam" in cluster; did you mean "name"? (expected one of: name, ' +
-      "secretFile, heartbeat, witness, fence, failedCooldown, tls, notify, watchdog)",
+      "secretFile, heartbeat, witness, fence, failedCooldown, tls, notify, watchdog, vip)",
   );
 });
 
