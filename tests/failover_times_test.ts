@@ -89,3 +89,19 @@ Deno.test("formatFailoverTimes on the example manifest: every failure kind with 
   assert.match(text, /isolated active stopped by\s+750ms/);
   assert.match(text, /gap\s+250ms {2}\(no overlap\)/);
 });
+
+Deno.test("failoverTimes with etcd: host death waits for the lease ttl; the isolated holder stops at the lease window", () => {
+  const m = makeManifest({
+    nodes: { alpha: 2, beta: 1 },
+    apps: [appSpec("web")],
+    heartbeat: { intervalMs: 200, deadAfterMs: 1_000, fenceAfterMs: 700 },
+  });
+  m.cluster.coordinator = {
+    etcd: { endpoints: ["http://127.0.0.1:2379"], prefix: "/baton", ttlSeconds: 5, tls: null },
+  };
+  const t = failoverTimes(m);
+  assert.equal(t.cluster.hostDeath?.ms, 5_200);
+  assert.equal(t.cluster.partition?.activeStoppedMs, 4_500 + 50);
+  assert.equal(t.cluster.partition?.standbyStartsMs, 5_000);
+  assert.ok((t.cluster.partition?.gapMs ?? 0) > 0, "the holder stops before the key is gone");
+});
