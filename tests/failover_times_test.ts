@@ -103,3 +103,19 @@ Deno.test("failoverTimes: survivor fencing adds fenceTimeout to host death (and 
   const off = failoverTimes(makeManifest({ ...opts, fencing: { ...fencing, mode: "off" } }));
   assert.equal(off.cluster.hostDeath!.ms, 1_000);
 });
+
+Deno.test("failoverTimes with etcd: host death waits for the lease ttl; the isolated holder stops at the lease window", () => {
+  const m = makeManifest({
+    nodes: { alpha: 2, beta: 1 },
+    apps: [appSpec("web")],
+    heartbeat: { intervalMs: 200, deadAfterMs: 1_000, fenceAfterMs: 700 },
+  });
+  m.cluster.coordinator = {
+    etcd: { endpoints: ["http://127.0.0.1:2379"], prefix: "/baton", ttlSeconds: 5, tls: null },
+  };
+  const t = failoverTimes(m);
+  assert.equal(t.cluster.hostDeath?.ms, 5_200);
+  assert.equal(t.cluster.partition?.activeStoppedMs, 4_500 + 50);
+  assert.equal(t.cluster.partition?.standbyStartsMs, 5_000);
+  assert.ok((t.cluster.partition?.gapMs ?? 0) > 0, "the holder stops before the key is gone");
+});

@@ -34,6 +34,7 @@
  *
  * @module
  */
+import { etcdFenceWindowMs } from "./coordinator.ts";
 import { formatDuration } from "./duration.ts";
 import type { AppSpec, Manifest } from "./types.ts";
 
@@ -141,6 +142,34 @@ export function failoverTimes(m: Manifest): FailoverTimes {
     };
   });
   if (!multi) return { apps, cluster: { hostDeath: null, partition: null } };
+  const etcd = m.cluster.coordinator?.etcd;
+  if (etcd) {
+    // etcd as the coordinator (issue 14): the key goes when its lease expires (ttl after the
+    // last renewal); the isolated holder stops at the lease window (docs/design.md §7).
+    const ttl = etcd.ttlSeconds * 1000;
+    const window = etcdFenceWindowMs(ttl, hb.intervalMs);
+    const start = Math.max(ttl, hb.deadAfterMs) + hb.intervalMs;
+    const stop = Math.max(window, hb.fenceAfterMs) + TICK_MS;
+    return {
+      apps,
+      cluster: {
+        hostDeath: {
+          ms: start,
+          how: `etcd lease ttl ${fd(ttl)} (or deadAfter, the longer) + interval ${
+            fd(hb.intervalMs)
+          } (the next claim)`,
+        },
+        partition: {
+          activeStoppedMs: stop,
+          standbyStartsMs: ttl,
+          gapMs: ttl - stop,
+          runningAgainMs: start,
+          how: `active stops by the lease window ${fd(window)} + tick ${fd(TICK_MS)}; the key ` +
+            `is gone from ttl ${fd(ttl)}`,
+        },
+      },
+    };
+  }
   const baton = m.cluster.witness !== null;
   const takeover = baton ? hb.deadAfterMs + hb.intervalMs : hb.deadAfterMs;
   const takeoverHow = baton
