@@ -27,8 +27,6 @@ export {
   buildManifest,
   type Fault,
   type FaultTarget,
-  fmtFault,
-  fmtScenario,
   generateScenario,
   NODE_NAMES,
   type Scenario,
@@ -36,6 +34,7 @@ export {
   SIM_HEARTBEAT,
   WITNESS,
 } from "./scenario.ts";
+export { fmtFault, fmtScenario } from "./scenario_format.ts";
 export type { RunOptions, SimResult, TraceLine } from "./sim_world.ts";
 
 /**
