@@ -28,6 +28,7 @@ import { type StateStorage, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import { spawnExtras } from "../supervisor/spawn_extras.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
 import { PeerLink, type PeerTransport } from "./peer_link.ts";
@@ -560,6 +561,7 @@ export class Agent {
             BATON_CLUSTER: m.cluster.name,
           },
           logDir: `${this.#opts.stateDir}/logs`,
+          ...spawnExtras(spec),
         }).then(
           (s) =>
             this.dispatch({

@@ -526,6 +526,23 @@ function _check(check: RawCheck): CheckSpec {
   }
 }
 
+/** s3proc's keys of an app (pidFile, limits, logs), only those that are set. */
+function _processModel(app: RawApp, abs: (p: string) => string): Partial<AppSpec> {
+  const out: Partial<AppSpec> = {};
+  if (app.pidFile !== undefined) out.pidFile = abs(app.pidFile);
+  if (app.limits !== undefined) {
+    const l = app.limits;
+    out.limits = {
+      ...(l.memory !== undefined ? { memoryBytes: l.memory } : {}),
+      ...(l.cpu !== undefined ? { cpuWeight: l.cpu } : {}),
+      ...(l.tasks !== undefined ? { tasks: l.tasks } : {}),
+      ...(l.openFiles !== undefined ? { openFiles: l.openFiles } : {}),
+    };
+  }
+  if (app.logs !== undefined) out.logs = { maxBytes: app.logs.maxSize, keep: app.logs.keep };
+  return out;
+}
+
 async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
   const dir = dirname(path);
   const abs = (p: string) => resolve(dir, p);
@@ -551,10 +568,23 @@ async function _normalize(raw: RawManifest, path: string): Promise<Manifest> {
         backoffMaxMs: app.restart.backoffMax,
       },
       stop: { signal: app.stop.signal, timeoutMs: app.stop.timeout },
+      ..._processModel(app, abs),
     };
     const { command, cwd, env, check, stop, movable, nodes: where } = spec;
+    const { pidFile, limits, logs } = spec;
     const hash = await _sha256Hex(
-      _canonicalJson({ command, cwd, env, check, stop, movable, nodes: where }),
+      _canonicalJson({
+        command,
+        cwd,
+        env,
+        check,
+        stop,
+        movable,
+        nodes: where,
+        pidFile,
+        limits,
+        logs,
+      }),
     );
     apps[name] = { ...spec, hash };
   }

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { AppLimits, AppLogs } from "../manifest/types.ts";
 import type { NodeCgroups } from "./cgroup.ts";
 
 /** What to start. */
@@ -29,6 +30,13 @@ export interface SpawnSpec {
   env: Record<string, string>;
   /** stdout and stderr are appended to `${logDir}/${app}.log`. */
   logDir: string;
+  // --- s3proc: forking daemons, limits, logs (pid_file.ts, limits.ts, src/logs/) ---
+  /** Forking daemon: follow the PID it writes to this file (absolute path), not the command. */
+  pidFile?: string | null;
+  /** Resource limits (limits.ts). */
+  limits?: AppLimits;
+  /** Rotated logs through the per-host log writer (src/logs/) instead of a plain append. */
+  logs?: AppLogs;
 }
 
 /** A started process: PID plus /proc start time, its identity. */

@@ -48,6 +48,7 @@ import {
   removeCgroup,
   signalCgroup,
 } from "./cgroup.ts";
+import { followPidFile } from "./pid_file.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
   type Containment,
@@ -72,6 +73,8 @@ export interface RealRunnerOptions {
    * v2 and a stop kills everything in it. Null or absent: process groups only.
    */
   cgroups?: NodeCgroups | null;
+  /** `pidFile:` apps: how long the daemon has to fork and write its pid file (default 60 s). */
+  pidFileWaitMs?: number;
 }
 
 /**
@@ -138,6 +141,7 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #stragglerWaitMs: number;
   readonly #killWaitMs: number;
   readonly #cgroups: NodeCgroups | null;
+  readonly #pidFileWaitMs: number;
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
   /** The shared poll of adopted processes, while any is watched. */
@@ -149,6 +153,7 @@ export class RealProcessRunner implements ProcessRunner {
     this.#stragglerWaitMs = options.stragglerWaitMs ?? 5000;
     this.#killWaitMs = options.killWaitMs ?? 10_000;
     this.#cgroups = options.cgroups ?? null;
+    this.#pidFileWaitMs = options.pidFileWaitMs ?? 60_000;
   }
 
   /** The node's app cgroups, or null (process groups only). */
@@ -228,6 +233,10 @@ export class RealProcessRunner implements ProcessRunner {
     // exec keeps the start time, so reading it before or after the shell's exec is the same.
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
+    if (spec.pidFile) {
+      const followed = await this.#follow(spec, child, startTime, cgroup);
+      if (followed !== null) return followed;
+    }
     const watch = this.#watch(spec.app, pid, startTime, pid, cgroup, true);
     if (_SETSID === null) {
       child.status.then((status) => this.#exited(watch, exitDetail(status)));
@@ -256,6 +265,51 @@ export class RealProcessRunner implements ProcessRunner {
       setTimeout(() => this.#exited(watch, exitDetail(status)), 0);
     }
     return { pid, startTime };
+  }
+
+  /**
+   * A `pidFile:` app: waits for the daemon's PID (pid_file.ts) and watches it as an adopted
+   * process. Null when the file names the launcher itself (a daemon that did not fork): the
+   * caller then watches the launcher as usual. A failure leaves nothing of the app running.
+   */
+  async #follow(
+    spec: SpawnSpec,
+    child: Deno.ChildProcess,
+    launcherStart: number,
+    cgroup: string | null,
+  ): Promise<Spawned | null> {
+    let exit: Deno.CommandStatus | null = null;
+    const status = child.status.then((s) => (exit = s));
+    const env: Record<string, string> = { BATON_APP: spec.env["BATON_APP"] ?? spec.app };
+    for (const key of ["BATON_CLUSTER", "BATON_NODE"]) {
+      const value = spec.env[key];
+      if (value !== undefined) env[key] = value;
+    }
+    let followed: Spawned;
+    try {
+      followed = await followPidFile({
+        path: spec.pidFile!,
+        launcherPid: child.pid,
+        launcherExit: () => exit,
+        trust: {
+          notBefore: launcherStart,
+          cgroupDir: cgroup,
+          cgroupMount: this.#cgroups?.mount ?? null,
+          uid: Deno.uid() ?? 0,
+          env,
+        },
+        timeoutMs: this.#pidFileWaitMs,
+      });
+    } catch (error) {
+      if (cgroup !== null) await this.#clearCgroup(cgroup);
+      _kill(-child.pid, "SIGKILL");
+      _kill(child.pid, "SIGKILL");
+      throw new Error(`cannot start app "${spec.app}": ${_message(error)}`);
+    }
+    if (followed.pid === child.pid) return null;
+    await status;
+    this.adopt(spec.app, followed.pid, followed.startTime);
+    return followed;
   }
 
   /** {@inheritDoc ProcessRunner.adopt} */
