@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { removeClusterLimits } from "../src/supervisor/limits.ts";
 import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
@@ -396,6 +397,7 @@ export class LocalCluster {
     for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`, { kill: true }); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    removeClusterLimits(`local-${this.id}`); // the v1 cgroups of `limits:`
     if (!opts.keepDir && !this.#opts.dir) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }

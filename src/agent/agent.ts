@@ -205,7 +205,12 @@ export class Agent {
     const lost: string[] = [];
     for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
       if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
-        this.#opts.runner.adopt(app, rec.pid, rec.startTime);
+        this.#opts.runner.adopt(
+          app,
+          rec.pid,
+          rec.startTime,
+          spawnExtras(this.#opts.manifest.apps[app] ?? {}),
+        );
         adopted.push({ app, ...rec });
       } else {
         lost.push(app);
@@ -261,7 +266,7 @@ export class Agent {
         }
         continue;
       }
-      this.#opts.runner.adopt(p.app, p.pid, p.startTime);
+      this.#opts.runner.adopt(p.app, p.pid, p.startTime, spawnExtras(spec ?? {}));
       // Started from the current spec as far as we know; a removed app is stopped by reconcile.
       adopted.push({
         app: p.app,
@@ -422,6 +427,7 @@ export class Agent {
     if (runner.containment) {
       for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
     }
+    for (const app of doc.apps) if (app.pid) app.limits = runner.limitsOf?.(app.pid) ?? null;
     if (this.#opts.lease) {
       doc.guard = this.#opts.lease.status();
       const error = doc.guard["error"];

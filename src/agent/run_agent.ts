@@ -63,7 +63,10 @@ export async function runAgent(opts: RunOptions): Promise<number> {
     caCert,
   });
   // One cgroup v2 per app where the hierarchy is writable, else process groups.
-  const runner = new RealProcessRunner({ cgroups: openNodeCgroups(manifest.cluster.name, node) });
+  const runner = new RealProcessRunner({
+    cgroups: openNodeCgroups(manifest.cluster.name, node),
+    names: { cluster: manifest.cluster.name, node },
+  });
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });
   agent = new Agent({

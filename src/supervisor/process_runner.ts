@@ -78,7 +78,12 @@ export interface ProcessRunner {
    * Watch a process we did not spawn in this agent's life (adopted after an agent restart);
    * its exit is reported by polling /proc.
    */
-  adopt(app: string, pid: number, startTime: number): void;
+  adopt(
+    app: string,
+    pid: number,
+    startTime: number,
+    extras?: Pick<SpawnSpec, "limits" | "logs" | "pidFile">,
+  ): void;
   /**
    * Stop the app's whole process group: graceful = signal to the group, SIGKILL to the group
    * after timeoutMs if the leader is still alive; kill = SIGKILL at once. Resolves once the
@@ -98,6 +103,8 @@ export interface ProcessRunner {
   readonly cgroups?: NodeCgroups | null;
   /** How the whole tree of a watched process is reached (status); null if not watched. */
   containment?(pid: number): Containment | null;
+  /** The limits of a watched process and how each is applied (status); null if none. */
+  limitsOf?(pid: number): string | null;
   /**
    * After adoption at start: kill and remove what is left of apps not in `adopted` (their
    * cgroups hold only processes that outlived their app). Returns those apps' names.

@@ -48,6 +48,16 @@ import {
   removeCgroup,
   signalCgroup,
 } from "./cgroup.ts";
+import {
+  adoptLimits,
+  describeLimits,
+  type LimitPlace,
+  type LimitPlan,
+  limitsPrefix,
+  oomDetail,
+  planLimits,
+  releaseLimits,
+} from "./limits.ts";
 import { followPidFile } from "./pid_file.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
@@ -75,6 +85,8 @@ export interface RealRunnerOptions {
   cgroups?: NodeCgroups | null;
   /** `pidFile:` apps: how long the daemon has to fork and write its pid file (default 60 s). */
   pidFileWaitMs?: number;
+  /** Cluster and node names (the v1 cgroup paths of `limits:`); default: the app's BATON_ env. */
+  names?: { cluster: string; node: string };
 }
 
 /**
@@ -142,6 +154,9 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #killWaitMs: number;
   readonly #cgroups: NodeCgroups | null;
   readonly #pidFileWaitMs: number;
+  readonly #names: { cluster: string; node: string } | null;
+  /** `limits:` of the watched processes, by PID (limits.ts). */
+  readonly #limits = new Map<number, LimitPlan>();
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
   /** The shared poll of adopted processes, while any is watched. */
@@ -154,6 +169,7 @@ export class RealProcessRunner implements ProcessRunner {
     this.#killWaitMs = options.killWaitMs ?? 10_000;
     this.#cgroups = options.cgroups ?? null;
     this.#pidFileWaitMs = options.pidFileWaitMs ?? 60_000;
+    this.#names = options.names ?? null;
   }
 
   /** The node's app cgroups, or null (process groups only). */
@@ -206,6 +222,7 @@ export class RealProcessRunner implements ProcessRunner {
 
     // An empty cgroup for it (a leftover of an earlier copy is killed first).
     const cgroup = this.#cgroups !== null ? prepareAppCgroup(this.#cgroups, spec.app) : null;
+    const limits = spec.limits ? planLimits(spec.limits, this.#place(spec, cgroup)) : null;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("/bin/sh", {
@@ -215,6 +232,7 @@ export class RealProcessRunner implements ProcessRunner {
           "baton-spawn",
           logPath,
           cgroup ?? "",
+          ...(limits !== null ? limitsPrefix(limits) : []),
           ...(_SETSID !== null ? [_SETSID] : []),
           ...spec.command,
         ],
@@ -233,9 +251,17 @@ export class RealProcessRunner implements ProcessRunner {
     // exec keeps the start time, so reading it before or after the shell's exec is the same.
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
+    if (limits !== null) this.#limits.set(pid, limits);
     if (spec.pidFile) {
-      const followed = await this.#follow(spec, child, startTime, cgroup);
-      if (followed !== null) return followed;
+      const followed = await this.#follow(spec, child, startTime, cgroup).catch((error) => {
+        if (limits !== null) releaseLimits(limits);
+        throw error;
+      });
+      if (followed !== null) {
+        this.#limits.delete(pid);
+        if (limits !== null) this.#limits.set(followed.pid, limits);
+        return followed;
+      }
     }
     const watch = this.#watch(spec.app, pid, startTime, pid, cgroup, true);
     if (_SETSID === null) {
@@ -312,9 +338,34 @@ export class RealProcessRunner implements ProcessRunner {
     return followed;
   }
 
+  /** Where an app's limits go (limits.ts). */
+  #place(spec: Pick<SpawnSpec, "app" | "env">, v2Dir: string | null): LimitPlace {
+    return {
+      app: spec.app,
+      cluster: this.#names?.cluster ?? spec.env["BATON_CLUSTER"] ?? "default",
+      node: this.#names?.node ?? spec.env["BATON_NODE"] ?? "default",
+      v2Dir,
+    };
+  }
+
+  /** The limits of a watched process and how each is applied (status), or null. */
+  limitsOf(pid: number): string | null {
+    const plan = this.#limits.get(pid);
+    return plan !== undefined ? describeLimits(plan) : null;
+  }
+
   /** {@inheritDoc ProcessRunner.adopt} */
-  adopt(app: string, pid: number, startTime: number): void {
+  adopt(
+    app: string,
+    pid: number,
+    startTime: number,
+    extras: Pick<SpawnSpec, "limits"> = {},
+  ): void {
     if (this.#watches.has(pid)) return;
+    if (extras.limits && !this.#limits.has(pid)) {
+      const v2Dir = this.#cgroups !== null ? `${this.#cgroups.dir}/${app}` : null;
+      this.#limits.set(pid, adoptLimits(extras.limits, this.#place({ app, env: {} }, v2Dir), pid));
+    }
     const stat = readProcStat(pid);
     // Signal the group only if the process leads it (as everything we spawn does).
     const same = stat !== null && stat.startTime === startTime;
@@ -446,6 +497,7 @@ export class RealProcessRunner implements ProcessRunner {
       watch.resolveGone();
     }
     this.#watches.clear();
+    this.#limits.clear();
     if (this.#cgroups !== null) releaseNodeCgroups(this.#cgroups);
   }
 
@@ -490,6 +542,10 @@ export class RealProcessRunner implements ProcessRunner {
     if (this.#watches.get(watch.pid) === watch) this.#watches.delete(watch.pid);
     _close(watch);
     watch.resolveGone();
+    // Read before the cgroup is cleared and removed: its OOM counter goes with it.
+    const limits = this.#limits.get(watch.pid) ?? null;
+    this.#limits.delete(watch.pid);
+    detail = oomDetail(limits, detail);
     // Everything the app started, wherever it went (setsid, double fork): its cgroup.
     if (watch.cgroup !== null) await this.#clearCgroup(watch.cgroup);
     // An empty group (the usual case: the app had no children) is known from one kill(2);
@@ -502,6 +558,7 @@ export class RealProcessRunner implements ProcessRunner {
         _kill(-pgid, "SIGKILL");
       }
     }
+    if (limits !== null) releaseLimits(limits);
     if (watch.detached) return;
     const exit: ExitInfo = { app: watch.app, pid: watch.pid, detail };
     for (const callback of this.#callbacks) {
