@@ -1,6 +1,6 @@
 /**
  * The command line: `baton init | validate | run | status | reload | switchover |
- * maintenance | clear | events | explain | completion | witness | version`. Parsing is
+ * maintenance | clear | events | explain | completion | witness | version | logs`. Parsing is
  * commander's; each command resolves its inputs and calls one module that does the work.
  *
  * @module
@@ -14,6 +14,7 @@ import { VERSION } from "./version.ts";
 import type { StatusDoc } from "./agent/status.ts";
 import { formatStatus } from "./status_text.ts";
 import { MANIFEST_HELP, manifestPath } from "./cli/manifest_path.ts";
+import { addLogsCommand } from "./cli/logs_cmd.ts";
 
 /** Thrown to end a command with a message and an exit code. */
 export class CliExit extends Error {
@@ -390,6 +391,7 @@ export function buildProgram(): Command {
       );
     });
 
+  addLogsCommand(program); // s3proc: baton logs APP [-f] [-n N]
   return program;
 }
 

@@ -17,6 +17,7 @@ import { RequestVerifier } from "../peer/auth.ts";
 import { createPeerApi } from "../peer/peer_api.ts";
 import { serveHttpGuarded, trustedAddresses } from "../peer/conn_guard.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
+import { LogWriter } from "../logs/log_writer.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
@@ -66,6 +67,9 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   const runner = new RealProcessRunner({
     cgroups: openNodeCgroups(manifest.cluster.name, node),
     names: { cluster: manifest.cluster.name, node },
+    logWriter: LogWriter.available()
+      ? new LogWriter(`${opts.stateDir}/logwriter`, `${opts.stateDir}/logs`)
+      : null,
   });
   let agent: Agent | null = null;
   const obs = await createObservers({ manifest, node, client, agent: () => agent });

@@ -59,6 +59,8 @@ import {
   releaseLimits,
 } from "./limits.ts";
 import { followPidFile } from "./pid_file.ts";
+import { pipePrefix } from "./spawn_extras.ts";
+import type { AppLogs } from "../manifest/types.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import {
   type Containment,
@@ -87,6 +89,8 @@ export interface RealRunnerOptions {
   pidFileWaitMs?: number;
   /** Cluster and node names (the v1 cgroup paths of `limits:`); default: the app's BATON_ env. */
   names?: { cluster: string; node: string };
+  /** The per-host log writer (src/logs/): apps with `logs:` write to its pipes. */
+  logWriter?: { pipe(app: string, logs: AppLogs): string } | null;
 }
 
 /**
@@ -155,6 +159,7 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #cgroups: NodeCgroups | null;
   readonly #pidFileWaitMs: number;
   readonly #names: { cluster: string; node: string } | null;
+  readonly #logWriter: RealRunnerOptions["logWriter"];
   /** `limits:` of the watched processes, by PID (limits.ts). */
   readonly #limits = new Map<number, LimitPlan>();
   readonly #watches = new Map<number, _Watch>();
@@ -170,6 +175,7 @@ export class RealProcessRunner implements ProcessRunner {
     this.#cgroups = options.cgroups ?? null;
     this.#pidFileWaitMs = options.pidFileWaitMs ?? 60_000;
     this.#names = options.names ?? null;
+    this.#logWriter = options.logWriter ?? null;
   }
 
   /** The node's app cgroups, or null (process groups only). */
@@ -223,6 +229,7 @@ export class RealProcessRunner implements ProcessRunner {
     // An empty cgroup for it (a leftover of an earlier copy is killed first).
     const cgroup = this.#cgroups !== null ? prepareAppCgroup(this.#cgroups, spec.app) : null;
     const limits = spec.limits ? planLimits(spec.limits, this.#place(spec, cgroup)) : null;
+    const pipe = spec.logs ? this.#pipe(spec.app, spec.logs) : null;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("/bin/sh", {
@@ -233,6 +240,7 @@ export class RealProcessRunner implements ProcessRunner {
           logPath,
           cgroup ?? "",
           ...(limits !== null ? limitsPrefix(limits) : []),
+          ...(pipe !== null ? pipePrefix(pipe) : []),
           ...(_SETSID !== null ? [_SETSID] : []),
           ...spec.command,
         ],
@@ -336,6 +344,15 @@ export class RealProcessRunner implements ProcessRunner {
     await status;
     this.adopt(spec.app, followed.pid, followed.startTime);
     return followed;
+  }
+
+  /** The log writer's pipe for an app, or null (no writer: one appended file, as without). */
+  #pipe(app: string, logs: AppLogs): string | null {
+    try {
+      return this.#logWriter?.pipe(app, logs) ?? null;
+    } catch {
+      return null;
+    }
   }
 
   /** Where an app's limits go (limits.ts). */

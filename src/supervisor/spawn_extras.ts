@@ -22,3 +22,18 @@ export function spawnExtras(
     ...(spec.logs ? { logs: spec.logs } : {}),
   };
 }
+
+/**
+ * The argv to put before an app's command so that its stdout and stderr go to `pipe`, opened
+ * read-write (the app then holds a reader itself and never gets SIGPIPE); the PID stays the
+ * app's own.
+ *
+ * @example
+ * ```ts
+ * pipePrefix("/var/lib/baton/alpha/logwriter/web.pipe");
+ * // ["/bin/sh", "-c", 'exec 1<>"$1" 2>&1; shift; exec "$@"', "baton-log", "/var/...pipe"]
+ * ```
+ */
+export function pipePrefix(pipe: string): string[] {
+  return ["/bin/sh", "-c", 'exec 1<>"$1" 2>&1; shift; exec "$@"', "baton-log", pipe];
+}
