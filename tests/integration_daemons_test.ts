@@ -122,7 +122,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Redis under baton: started, answers redis-cli ping, restarted after kill -9",
+  name:
+    "Redis under baton (examples/redis.yaml): answers redis-cli ping, restarted after kill -9, " +
+    "its output in the rotated log",
   ignore: REDIS === null,
   ...IT,
   fn: async () => {
@@ -130,13 +132,12 @@ Deno.test({
     const c = await LocalCluster.create({ nodes: [{ name: "solo", priority: 0 }], apps: () => "" });
     const dir = `${c.dir}/redis`;
     await Deno.mkdir(dir);
-    await c.writeManifest([
-      "  cache:",
-      `    command: ["${REDIS}", "--port", "${port}", "--bind", "127.0.0.1", "--dir", "${dir}", ` +
-      `"--save", "", "--appendonly", "no"]`,
-      `    check: { type: exec, command: [sh, -c, "redis-cli -p ${port} ping | grep -qx PONG"], ` +
-      "interval: 500ms, timeout: 2s }",
-    ].join("\n"));
+    // The apps section of examples/redis.yaml as shipped, on a free port and a temp directory.
+    const example = await Deno.readTextFile(new URL("../examples/redis.yaml", import.meta.url));
+    const apps = example.slice(example.indexOf("\napps:\n") + 7)
+      .replaceAll("6379", String(port)).replaceAll("/var/lib/redis", dir)
+      .replace("  redis:", "  cache:");
+    await c.writeManifest(apps);
     const ping = async () => {
       const out = await new Deno.Command("redis-cli", {
         args: ["-p", String(port), "ping"],
@@ -157,6 +158,8 @@ Deno.test({
         return a && a.state === "running" && a.pid && a.pid !== first;
       }, 30_000);
       assert.equal(await c.waitFor("redis to answer again", ping, 15_000), "PONG");
+      const log = await Deno.readTextFile(`${c.stateDir("solo")}/logs/cache.log`);
+      assert.match(log, /Ready to accept connections/);
     } finally {
       await c.stop();
     }
