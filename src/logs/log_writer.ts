@@ -155,9 +155,20 @@ export class LogWriter {
       _mkfifo(ctl);
     }
     this.#ctl = Deno.openSync(ctl, { read: true, write: true });
-    const args = ["-e", LOG_WRITER_SCRIPT, "baton-logs", this.#dir, this.#logDir];
-    const child = new Deno.Command(_SETSID ?? _PERL, {
-      args: _SETSID !== null ? [_PERL, ...args] : args,
+    // Two descriptors per app: raise the soft limit of open files to the hard one first.
+    const args = [
+      "-c",
+      'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
+      "baton-logs-start",
+      _PERL,
+      "-e",
+      LOG_WRITER_SCRIPT,
+      "baton-logs",
+      this.#dir,
+      this.#logDir,
+    ];
+    const child = new Deno.Command(_SETSID ?? "/bin/sh", {
+      args: _SETSID !== null ? ["/bin/sh", ...args] : args,
       detached: _SETSID === null,
       stdin: "null",
       stdout: "null",
