@@ -107,8 +107,9 @@ Deno.test({
       const during = lastNumber(logDir, "chatty");
       writer = new LogWriter(wdir, logDir);
       runner = new RealProcessRunner({ logWriter: writer });
-      runner.adopt("chatty", pid, 0);
-      writer.pipe("chatty", { maxBytes: 256 * 1024, keep: 100 }); // adopted, not a second one
+      const writerPid = Number(Deno.readTextFileSync(`${wdir}/pid`).split(" ")[0]);
+      runner.adopt("chatty", pid, 0, { logs: { maxBytes: 256 * 1024, keep: 100 } });
+      assert.equal(writer.status().pid, writerPid, "the writer is adopted, not a second one");
       await waitFor("the last line", () => lastNumber(logDir, "chatty") === LINES);
       const { lines, files } = readAll(logDir, "chatty");
       assertComplete(lines, LINES);

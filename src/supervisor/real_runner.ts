@@ -376,9 +376,11 @@ export class RealProcessRunner implements ProcessRunner {
     app: string,
     pid: number,
     startTime: number,
-    extras: Pick<SpawnSpec, "limits"> = {},
+    extras: Pick<SpawnSpec, "limits" | "logs"> = {},
   ): void {
     if (this.#watches.has(pid)) return;
+    // The log writer keeps reading its pipe; adopting (or replacing) it here keeps it watched.
+    if (extras.logs) this.#pipe(app, extras.logs);
     if (extras.limits && !this.#limits.has(pid)) {
       const v2Dir = this.#cgroups !== null ? `${this.#cgroups.dir}/${app}` : null;
       this.#limits.set(pid, adoptLimits(extras.limits, this.#place({ app, env: {} }, v2Dir), pid));
