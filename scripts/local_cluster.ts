@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { removeClusterLimits } from "../src/supervisor/limits.ts";
+import { removeClusterLimits } from "../src/supervisor/limits_adopt.ts";
 import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */

@@ -6,13 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { LocalCluster } from "../scripts/local_cluster.ts";
-import {
-  describeLimits,
-  formatSize,
-  limitsPrefix,
-  planLimits,
-  removeClusterLimits,
-} from "../src/supervisor/limits.ts";
+import { describeLimits, formatSize, limitsPrefix, planLimits } from "../src/supervisor/limits.ts";
+import { removeClusterLimits } from "../src/supervisor/limits_adopt.ts";
 import type { ExitInfo } from "../src/supervisor/process_runner.ts";
 import { RealProcessRunner } from "../src/supervisor/real_runner.ts";
 

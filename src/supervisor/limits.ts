@@ -60,7 +60,9 @@ export interface LimitPlace {
   prlimitPath?: string | null;
 }
 
-const _PRLIMIT = ["/usr/bin/prlimit", "/bin/prlimit"].find(_exists) ?? null;
+/** util-linux prlimit, if installed. */
+export const PRLIMIT_PATH: string | null = ["/usr/bin/prlimit", "/bin/prlimit"].find(_exists) ??
+  null;
 const _UNITS = ["", "K", "M", "G", "T"];
 
 /**
@@ -75,7 +77,7 @@ const _UNITS = ["", "K", "M", "G", "T"];
  */
 export function planLimits(limits: AppLimits, place: LimitPlace): LimitPlan {
   const plan: LimitPlan = { limits, how: {}, v1Dirs: [], prlimit: [], oom: null, oomBaseline: 0 };
-  const v1 = place.v1 ?? _v1Roots();
+  const v1 = place.v1 ?? v1Roots();
   const v1Dir = (ctrl: "memory" | "cpu" | "pids"): string | null => {
     const root = v1[ctrl];
     if (root === undefined) return null;
@@ -87,7 +89,7 @@ export function planLimits(limits: AppLimits, place: LimitPlace): LimitPlan {
   };
   const v2 = place.v2Dir;
   const v2Has = (ctrl: string) => v2 !== null && _enableV2(v2, ctrl);
-  const prlimitPath = place.prlimitPath === undefined ? _PRLIMIT : place.prlimitPath;
+  const prlimitPath = place.prlimitPath === undefined ? PRLIMIT_PATH : place.prlimitPath;
   const viaPrlimit = (key: keyof AppLimits, option: string): void => {
     if (prlimitPath === null) {
       plan.how[key] = "not applied";
@@ -156,7 +158,9 @@ export function planLimits(limits: AppLimits, place: LimitPlace): LimitPlan {
  * ```
  */
 export function limitsPrefix(plan: Pick<LimitPlan, "v1Dirs" | "prlimit">): string[] {
-  const pr = plan.prlimit.length > 0 && _PRLIMIT !== null ? [_PRLIMIT, ...plan.prlimit, "--"] : [];
+  const pr = plan.prlimit.length > 0 && PRLIMIT_PATH !== null
+    ? [PRLIMIT_PATH, ...plan.prlimit, "--"]
+    : [];
   if (plan.v1Dirs.length === 0) return pr;
   return [
     "/bin/sh",
@@ -220,63 +224,6 @@ export function oomDetail(plan: LimitPlan | null, detail: string): string {
 }
 
 /**
- * The plan of an app adopted after an agent restart (its cgroups exist already, nothing is
- * written): each limit is where the app's PID is found, the OOM counter read as it is now.
- *
- * @example
- * ```ts
- * adoptLimits({ memoryBytes: 2 ** 26 }, { app: "w", cluster: "c", node: "n", v2Dir: null }, 4242);
- * ```
- */
-export function adoptLimits(limits: AppLimits, place: LimitPlace, pid: number): LimitPlan {
-  const plan: LimitPlan = { limits, how: {}, v1Dirs: [], prlimit: [], oom: null, oomBaseline: 0 };
-  const v1 = place.v1 ?? _v1Roots();
-  const v2 = place.v2Dir !== null && cgroupPids(place.v2Dir).includes(pid) ? place.v2Dir : null;
-  const inV1 = (ctrl: "memory" | "cpu" | "pids"): string | null => {
-    const root = v1[ctrl];
-    const dir = root === undefined
-      ? null
-      : `${root}/baton/${place.cluster}/${place.node}/${place.app}`;
-    if (dir === null || !cgroupPids(dir).includes(pid)) return null;
-    if (!plan.v1Dirs.includes(dir)) plan.v1Dirs.push(dir);
-    return dir;
-  };
-  const v2Set = (file: string) => {
-    try {
-      return v2 !== null && Deno.readTextFileSync(`${v2}/${file}`).trim() !== "max";
-    } catch {
-      return false;
-    }
-  };
-  const prlimit = (_PRLIMIT !== null ? "prlimit" : "not applied") as LimitMechanism;
-  if (limits.memoryBytes !== undefined) {
-    const dir = inV1("memory");
-    if (v2Set("memory.max")) {
-      plan.how.memoryBytes = "cgroup v2";
-      plan.oom = { file: `${v2}/memory.events`, kind: "v2" };
-    } else if (dir !== null) {
-      plan.how.memoryBytes = "cgroup v1";
-      plan.oom = { file: `${dir}/memory.oom_control`, kind: "v1" };
-    } else plan.how.memoryBytes = prlimit;
-  }
-  if (limits.cpuWeight !== undefined) {
-    const dir = inV1("cpu");
-    plan.how.cpuWeight = v2 !== null && _exists(`${v2}/cpu.weight`)
-      ? "cgroup v2"
-      : dir !== null
-      ? "cgroup v1"
-      : "not applied";
-  }
-  if (limits.tasks !== undefined) {
-    const dir = inV1("pids");
-    plan.how.tasks = v2Set("pids.max") ? "cgroup v2" : dir !== null ? "cgroup v1" : prlimit;
-  }
-  if (limits.openFiles !== undefined) plan.how.openFiles = prlimit;
-  plan.oomBaseline = oomKills(plan);
-  return plan;
-}
-
-/**
  * One line for status: each limit with its mechanism.
  *
  * @example
@@ -330,8 +277,13 @@ export function formatSize(bytes: number): string {
 /**
  * The agent's own cgroup in each v1 hierarchy it uses (`memory`, `cpu`, `pids`), as a
  * directory (`<mount><own path>`), from /proc/self/mountinfo and /proc/self/cgroup.
+ *
+ * @example
+ * ```ts
+ * v1Roots().memory; // "/sys/fs/cgroup/memory/process_api/0c0e…" on a hybrid host
+ * ```
  */
-function _v1Roots(): Partial<Record<"memory" | "cpu" | "pids", string>> {
+export function v1Roots(): Partial<Record<"memory" | "cpu" | "pids", string>> {
   const roots: Partial<Record<"memory" | "cpu" | "pids", string>> = {};
   let mountinfo: string;
   let own: string;
@@ -426,29 +378,4 @@ function _exists(path: string): boolean {
 
 function _sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/**
- * Removes the v1 limit cgroups a cluster left on this host (test clusters sharing one host),
- * SIGKILLing what still runs in them, leaves first.
- *
- * @example
- * ```ts
- * removeClusterLimits("local-1a2b3c4d");
- * ```
- */
-export function removeClusterLimits(cluster: string): void {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.@-]*$/.test(cluster)) return;
-  const walk = (dir: string) => {
-    try {
-      for (const e of Deno.readDirSync(dir)) if (e.isDirectory) walk(`${dir}/${e.name}`);
-    } catch { /* gone */ }
-    if (cgroupPids(dir).length > 0) killCgroup(dir);
-    for (let i = 0; i < 20 && cgroupPids(dir).length > 0; i++) _sleepSync(10);
-    removeCgroup(dir);
-  };
-  for (const root of Object.values(_v1Roots())) {
-    walk(`${root}/baton/${cluster}`);
-    removeCgroup(`${root}/baton`);
-  }
 }

@@ -48,8 +48,8 @@ import {
   removeCgroup,
   signalCgroup,
 } from "./cgroup.ts";
+import { adoptLimits } from "./limits_adopt.ts";
 import {
-  adoptLimits,
   describeLimits,
   type LimitPlace,
   type LimitPlan,
