@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { removeClusterLimits } from "../src/supervisor/limits_adopt.ts";
 import { removeClusterCgroups } from "../src/supervisor/cgroup.ts";
 
 /** The flags the compiled binary is built with (`deno task compile`); tests run with the same. */
@@ -294,9 +295,18 @@ export class LocalCluster {
     // The node's guard (src/guard/) dies with the host too, first: it must not act on its own.
     const guard = this.guardPid(node);
     if (guard !== null) killGroup(guard);
+    this.#killLogWriter(node);
     for (const pid of pids) killGroup(pid);
     // And whatever the apps started outside their process groups (their cgroups).
     removeClusterCgroups(`local-${this.id}`, { node, kill: true });
+  }
+
+  /** The node's log writer (src/logs/) dies with the host, like its guard. */
+  #killLogWriter(node: string): void {
+    try {
+      const [pid] = Deno.readTextFileSync(`${this.stateDir(node)}/logwriter/pid`).split(" ");
+      if (pid !== undefined && alive(Number(pid))) killGroup(Number(pid));
+    } catch { /* none */ }
   }
 
   /** PID of the node's guard (the lease keeper), or null if it has none running. */
@@ -393,6 +403,7 @@ export class LocalCluster {
     for (const n of this.#opts.nodes) {
       const guard = this.guardPid(n.name);
       if (guard !== null) killGroup(guard);
+      this.#killLogWriter(n.name);
     }
     await this.killWitness();
     for (const n of this.#opts.nodes) pids.push(...await this.recordedPids(n.name));
@@ -403,6 +414,7 @@ export class LocalCluster {
     for (let i = 0; i < 20 && removeClusterCgroups(`local-${this.id}`, { kill: true }); i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    removeClusterLimits(`local-${this.id}`); // the v1 cgroups of `limits:`
     if (!opts.keepDir && !this.#opts.dir) {
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }

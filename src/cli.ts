@@ -1,6 +1,6 @@
 /**
  * The command line: `baton init | validate | run | status | reload | switchover |
- * maintenance | clear | fence-ok | events | explain | completion | witness | version`. Parsing is
+ * maintenance | clear | fence-ok | events | explain | completion | witness | version | logs`. Parsing is
  * commander's; each command resolves its inputs and calls one module that does the work.
  *
  * Each command group lives in `src/cli/` (`manifest_cmds.ts`, `agent_cmds.ts`,
@@ -15,6 +15,7 @@ import { addManifestCommands } from "./cli/manifest_cmds.ts";
 import { addAgentCommands } from "./cli/agent_cmds.ts";
 import { addInspectCommands } from "./cli/inspect_cmds.ts";
 import { addWitnessCommand } from "./cli/witness_cmd.ts";
+import { addLogsCommand } from "./cli/logs_cmd.ts";
 
 export { CliExit } from "./cli/common.ts";
 
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
 
   addWitnessCommand(program);
 
+  addLogsCommand(program); // s3proc: baton logs APP [-f] [-n N]
   return program;
 }
 

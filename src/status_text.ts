@@ -45,6 +45,7 @@ export function formatStatus(doc: StatusDoc): string {
         `${String(a.restarts).padEnd(9)} ${(a.movable ? "yes" : "no").padEnd(8)} ` +
         `${(a.containment ?? "-").padEnd(14)} ${check}`,
     );
+    if (a.limits) lines.push(`  ${"".padEnd(15)}limits: ${a.limits}`);
   }
   if (doc.peers.length) {
     lines.push("");

@@ -199,3 +199,20 @@ Deno.test("README install steps match the shipped units (binary, manifest, state
   assert.equal(wexec[0], "/usr/local/bin/baton");
   assert.equal(wexec[wexec.indexOf("--manifest") + 1], SYSTEM_MANIFEST);
 });
+
+Deno.test("examples/nginx.yaml, redis.yaml, postgres.yaml validate, also with every commented key uncommented", async () => {
+  for (const name of ["nginx", "redis", "postgres"]) {
+    const path = `examples/${name}.yaml`;
+    const text = await read(path);
+    await assertUncommentedValid(path, text, []);
+    const r = await parseManifest(text, path);
+    assert.ok(r.ok);
+    assert.deepEqual(r.warnings.map(formatDiagnostic), [], `${path} has no warnings`);
+    const app = r.manifest.apps[name]!;
+    assert.ok(app.limits, `${path}: shows limits:`);
+    if (name === "nginx") assert.equal(app.pidFile, "/run/baton-nginx.pid");
+    else assert.ok(app.logs, `${path}: shows logs:`);
+  }
+  // The nginx example's pid file is the one its config writes.
+  assert.match(await read("examples/nginx.conf"), /^pid \/run\/baton-nginx\.pid;$/m);
+});

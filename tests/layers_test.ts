@@ -26,14 +26,13 @@ const TIERS: readonly (readonly [string, readonly string[]])[] = [
   ["base", ["manifest", "clock", "version.ts"]],
   // the pure decision core: step(state, event, now) → actions
   ["core", ["core"]],
-  // OS primitives: processes, /proc, cgroups; app checks (http/tcp/exec)
-  // (vip: floating IPs, expected here when branch s3vip lands; adjust at merge if not)
+  // OS primitives: processes, /proc, cgroups; app checks (http/tcp/exec); floating IPs
   ["os", ["supervisor", "checks", "vip"]],
-  // durable state: the state file and the event log (reads /proc for the lock's owner)
-  ["storage", ["store"]],
+  // durable state: the state file and the event log (reads /proc for the lock's owner); the
+  // per-host log writer of the apps' output (checks its process through /proc)
+  ["storage", ["store", "logs"]],
   // protocol and host drivers: peer messages, HMAC auth, client, node HTTP API and its
-  // documents; the per-host guard; notifications
-  // (coord: etcd coordinator, expected here when branch s3etcd lands; adjust at merge if not)
+  // documents; the per-host guard; notifications; etcd as the coordinator
   ["protocol", ["peer", "guard", "notify", "coord"]],
   // what reads the protocol's documents: the witness, metrics, explain, the status text
   ["views", ["witness", "metrics", "explain", "status_text.ts"]],

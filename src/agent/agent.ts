@@ -31,6 +31,7 @@ import { type StateStorage, StateStore } from "../store/state_store.ts";
 import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
 import { isSameProcess } from "../supervisor/proc.ts";
 import type { ProcessRunner } from "../supervisor/process_runner.ts";
+import { spawnExtras } from "../supervisor/spawn_extras.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import type { LeaseSink } from "../guard/lease_driver.ts";
 import type { VipSink } from "../vip/vip_driver.ts";
@@ -229,7 +230,12 @@ export class Agent {
     const lost: string[] = [];
     for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
       if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
-        this.#opts.runner.adopt(app, rec.pid, rec.startTime);
+        this.#opts.runner.adopt(
+          app,
+          rec.pid,
+          rec.startTime,
+          spawnExtras(this.#opts.manifest.apps[app] ?? {}),
+        );
         adopted.push({ app, ...rec });
       } else {
         lost.push(app);
@@ -295,7 +301,7 @@ export class Agent {
         }
         continue;
       }
-      this.#opts.runner.adopt(p.app, p.pid, p.startTime);
+      this.#opts.runner.adopt(p.app, p.pid, p.startTime, spawnExtras(spec ?? {}));
       // Started from the current spec as far as we know; a removed app is stopped by reconcile.
       adopted.push({
         app: p.app,
@@ -467,6 +473,7 @@ export class Agent {
       doc.vips = this.#opts.vip.status(vips);
       for (const v of doc.vips) if (v.error !== null) doc.warnings.push(`VIP: ${v.error}`);
     }
+    for (const app of doc.apps) if (app.pid) app.limits = runner.limitsOf?.(app.pid) ?? null;
     if (this.#opts.lease) {
       doc.guard = this.#opts.lease.status();
       const error = doc.guard["error"];
@@ -638,6 +645,7 @@ export class Agent {
             BATON_CLUSTER: m.cluster.name,
           },
           logDir: `${this.#opts.stateDir}/logs`,
+          ...spawnExtras(spec),
         }).then(
           (s) =>
             this.dispatch({

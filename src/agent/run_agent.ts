@@ -19,6 +19,7 @@ import { serveHttpGuarded, trustedAddresses } from "../peer/conn_guard.ts";
 import { RealProcessRunner } from "../supervisor/real_runner.ts";
 import { SpawnLedger } from "../supervisor/spawn_token.ts";
 import { checkSecretFile } from "../peer/secret.ts";
+import { LogWriter } from "../logs/log_writer.ts";
 import { READ_PATHS } from "../page/read_api.ts";
 import { createObservers } from "./observers.ts";
 import { openNodeCgroups } from "../supervisor/cgroup.ts";
@@ -77,6 +78,10 @@ export async function runAgent(opts: RunOptions): Promise<number> {
   const runner = new RealProcessRunner({
     cgroups: openNodeCgroups(manifest.cluster.name, node),
     spawnLedger: new SpawnLedger(`${opts.stateDir}/spawns`),
+    names: { cluster: manifest.cluster.name, node },
+    logWriter: LogWriter.available()
+      ? new LogWriter(`${opts.stateDir}/logwriter`, `${opts.stateDir}/logs`)
+      : null,
   });
   // etcd as the coordinator (issue 14): it arbitrates takeovers instead of a witness.
   const etcd = manifest.cluster.coordinator?.etcd;

@@ -61,6 +61,23 @@ function _check(check: RawCheck): CheckSpec {
   }
 }
 
+/** s3proc's keys of an app (pidFile, limits, logs), only those that are set. */
+function _processModel(app: RawApp, abs: (p: string) => string): Partial<AppSpec> {
+  const out: Partial<AppSpec> = {};
+  if (app.pidFile !== undefined) out.pidFile = abs(app.pidFile);
+  if (app.limits !== undefined) {
+    const l = app.limits;
+    out.limits = {
+      ...(l.memory !== undefined ? { memoryBytes: l.memory } : {}),
+      ...(l.cpu !== undefined ? { cpuWeight: l.cpu } : {}),
+      ...(l.tasks !== undefined ? { tasks: l.tasks } : {}),
+      ...(l.openFiles !== undefined ? { openFiles: l.openFiles } : {}),
+    };
+  }
+  if (app.logs !== undefined) out.logs = { maxBytes: app.logs.maxSize, keep: app.logs.keep };
+  return out;
+}
+
 /** `runAs` and `inheritEnv` of an app spec, present only when the manifest sets them. */
 function _trustSpec(app: RawApp): Pick<AppSpec, "runAs" | "inheritEnv"> {
   const r = app.user === undefined ? null : resolveRunAs(app.user, app.group, systemUserDb());
@@ -107,8 +124,10 @@ export async function _normalize(raw: RawManifest, path: string): Promise<Manife
       ..._trustSpec(app),
       dependsOn: app.dependsOn,
       readyTimeoutMs: app.readyTimeout,
+      ..._processModel(app, abs),
     };
     const { command, cwd, env, check, stop, movable, nodes: where, runAs, inheritEnv } = spec;
+    const { pidFile, limits, logs } = spec;
     const hash = await _sha256Hex(
       _canonicalJson({
         command,
@@ -120,6 +139,9 @@ export async function _normalize(raw: RawManifest, path: string): Promise<Manife
         nodes: where,
         ...(runAs ? { runAs } : {}),
         ...(inheritEnv ? { inheritEnv } : {}),
+        pidFile,
+        limits,
+        logs,
       }),
     );
     apps[name] = { ...spec, hash };

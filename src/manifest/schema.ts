@@ -338,6 +338,47 @@ const _trustKeys = {
   group: _IdSchema.optional(),
   inheritEnv: _InheritEnvSchema.optional(),
 };
+// --- s3proc (issue 13): forking daemons, resource limits, log rotation -----------------------
+/** A size: bytes as a number, or a string with a binary unit (`512K`, `64M`, `1G`, `64MiB`). */
+const _SizeSchema = z.union([z.int(), z.string()], {
+  error: _wrong('a size such as "64M" or "1G"'),
+}).transform((value, ctx) => {
+  const m = typeof value === "number"
+    ? [String(value), String(value), ""]
+    : /^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(value);
+  const bytes = m ? Number(m[1]) * 1024 ** " KMGT".indexOf((m[2] || " ").toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a size greater than zero such as "64M", found ${describeValue(value)}`,
+      input: value,
+    });
+    return z.NEVER;
+  }
+  return bytes;
+});
+const _count = (what: string, max = 2 ** 31 - 1) =>
+  z.int({ error: _wrong(what) }).min(1, { error: `expected ${what} of at least 1` })
+    .max(max, { error: `expected ${what} of at most ${max}` });
+/** `limits:` of an app (src/supervisor/limits.ts): cgroup v2, else v1, else prlimit. */
+export const LimitsSchema = z.strictObject({
+  memory: _SizeSchema.optional(),
+  /** Relative CPU weight, 1..10000 (100 = an ordinary process), as cgroup v2 `cpu.weight`. */
+  cpu: _count("a CPU weight (1..10000, 100 = normal)", 10_000).optional(),
+  tasks: _count("a number of tasks").optional(),
+  openFiles: _count("a number of open files").optional(),
+}, { error: _wrong("a mapping { memory, cpu, tasks, openFiles }") });
+/** `logs:` of an app (src/logs/): size-based rotation by the per-host log writer. */
+export const LogsSchema = z.strictObject({
+  maxSize: _SizeSchema.default(10 * 1024 * 1024),
+  keep: _count("a number of rotated files to keep", 1000).default(5),
+}, { error: _wrong("a mapping { maxSize, keep }") });
+/** The s3proc keys of an app, spread into {@linkcode AppSchema}. */
+const _PROCESS_MODEL_KEYS = {
+  pidFile: _nonEmptyString("a pid file path").optional(),
+  limits: LimitsSchema.optional(),
+  logs: LogsSchema.optional(),
+};
 
 /** One app under `apps:`. */
 export const AppSchema = z.strictObject({
@@ -362,6 +403,7 @@ export const AppSchema = z.strictObject({
     })
     .default([]),
   readyTimeout: PositiveDurationSchema.default(60_000),
+  ..._PROCESS_MODEL_KEYS,
 }, { error: _wrong("an app mapping with at least a command") });
 
 /** One node under `nodes:`. */

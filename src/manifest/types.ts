@@ -63,6 +63,13 @@ export interface AppSpec {
   dependsOn?: string[];
   /** How long a switchover waits for this app to be ready on the target. Absent: 60 s. */
   readyTimeoutMs?: number;
+  // --- s3proc (issue 13) ---
+  /** Forking daemon: the pid file (absolute) whose PID baton follows; null: the command itself. */
+  pidFile?: string | null;
+  /** Resource limits (src/supervisor/limits.ts); absent: none. */
+  limits?: AppLimits;
+  /** Log rotation by the per-host log writer (src/logs/); absent: append to one file. */
+  logs?: AppLogs;
   /** Stable hash of everything that needs a restart when it changes. */
   hash: string;
 }
@@ -75,6 +82,21 @@ export interface RunAs {
   name: string;
   /** Home directory (HOME); "/" when the user has no passwd entry. */
   home: string;
+}
+
+/** `limits:` of an app, normalized: bytes and counts; absent keys are not limited. */
+export interface AppLimits {
+  memoryBytes?: number;
+  /** Relative CPU weight 1..10000 (100 = normal), as cgroup v2 `cpu.weight`. */
+  cpuWeight?: number;
+  tasks?: number;
+  openFiles?: number;
+}
+
+/** `logs:` of an app: rotate `<app>.log` past `maxBytes`, keep `keep` rotated files. */
+export interface AppLogs {
+  maxBytes: number;
+  keep: number;
 }
 
 /** One node of the cluster. */

@@ -24,6 +24,8 @@ export interface AppStatus {
   lastFailure: string | null;
   /** How a stop reaches everything the app started (filled in by the agent). */
   containment?: "cgroup" | "process group" | "pid" | null;
+  /** `limits:` and how each is applied, e.g. "memory 64M: cgroup v1" (filled in by the agent). */
+  limits?: string | null;
 }
 
 /** One peer as this node sees it. */

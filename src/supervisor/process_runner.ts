@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { AppLimits, AppLogs } from "../manifest/types.ts";
 import type { NodeCgroups } from "./cgroup.ts";
 import type { RunAs } from "../manifest/types.ts";
 import type { SpawnLedger } from "./spawn_token.ts";
@@ -38,6 +39,13 @@ export interface SpawnSpec {
   runAs?: RunAs;
   /** stdout and stderr are appended to `${logDir}/${app}.log`. */
   logDir: string;
+  // --- s3proc: forking daemons, limits, logs (pid_file.ts, limits.ts, src/logs/) ---
+  /** Forking daemon: follow the PID it writes to this file (absolute path), not the command. */
+  pidFile?: string | null;
+  /** Resource limits (limits.ts). */
+  limits?: AppLimits;
+  /** Rotated logs through the per-host log writer (src/logs/) instead of a plain append. */
+  logs?: AppLogs;
 }
 
 /** A started process: PID plus /proc start time, its identity. */
@@ -81,7 +89,12 @@ export interface ProcessRunner {
    * Watch a process we did not spawn in this agent's life (adopted after an agent restart);
    * its exit is reported by polling /proc.
    */
-  adopt(app: string, pid: number, startTime: number): void;
+  adopt(
+    app: string,
+    pid: number,
+    startTime: number,
+    extras?: Pick<SpawnSpec, "limits" | "logs" | "pidFile">,
+  ): void;
   /**
    * Stop the app's whole process group: graceful = signal to the group, SIGKILL to the group
    * after timeoutMs if the leader is still alive; kill = SIGKILL at once. Resolves once the
@@ -103,6 +116,8 @@ export interface ProcessRunner {
   readonly cgroups?: NodeCgroups | null;
   /** How the whole tree of a watched process is reached (status); null if not watched. */
   containment?(pid: number): Containment | null;
+  /** The limits of a watched process and how each is applied (status); null if none. */
+  limitsOf?(pid: number): string | null;
   /**
    * After adoption at start: kill and remove what is left of apps not in `adopted` (their
    * cgroups hold only processes that outlived their app). Returns those apps' names.

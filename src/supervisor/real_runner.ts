@@ -53,6 +53,19 @@ import {
   removeCgroup,
   signalCgroup,
 } from "./cgroup.ts";
+import { adoptLimits } from "./limits_adopt.ts";
+import {
+  describeLimits,
+  type LimitPlace,
+  type LimitPlan,
+  limitsPrefix,
+  oomDetail,
+  planLimits,
+  releaseLimits,
+} from "./limits.ts";
+import { followPidFile } from "./pid_file.ts";
+import { pipePrefix } from "./spawn_extras.ts";
+import type { AppLogs } from "../manifest/types.ts";
 import { isDeadState, isSameProcess, processGroupAlive, readProcStat } from "./proc.ts";
 import { agentUser, appEnvironment } from "./app_env.ts";
 import { privilegePrefix } from "./drop_privileges.ts";
@@ -82,6 +95,12 @@ export interface RealRunnerOptions {
   cgroups?: NodeCgroups | null;
   /** Where the token of each spawn is recorded before it (adoption proof); null: none. */
   spawnLedger?: SpawnLedger | null;
+  /** `pidFile:` apps: how long the daemon has to fork and write its pid file (default 60 s). */
+  pidFileWaitMs?: number;
+  /** Cluster and node names (the v1 cgroup paths of `limits:`); default: the app's BATON_ env. */
+  names?: { cluster: string; node: string };
+  /** The per-host log writer (src/logs/): apps with `logs:` write to its pipes. */
+  logWriter?: { pipe(app: string, logs: AppLogs): string } | null;
 }
 
 /**
@@ -149,6 +168,11 @@ export class RealProcessRunner implements ProcessRunner {
   readonly #killWaitMs: number;
   readonly #cgroups: NodeCgroups | null;
   readonly #ledger: SpawnLedger | null;
+  readonly #pidFileWaitMs: number;
+  readonly #names: { cluster: string; node: string } | null;
+  readonly #logWriter: RealRunnerOptions["logWriter"];
+  /** `limits:` of the watched processes, by PID (limits.ts). */
+  readonly #limits = new Map<number, LimitPlan>();
   readonly #watches = new Map<number, _Watch>();
   readonly #callbacks: Array<(exit: ExitInfo) => void> = [];
   /** The shared poll of adopted processes, while any is watched. */
@@ -161,6 +185,9 @@ export class RealProcessRunner implements ProcessRunner {
     this.#killWaitMs = options.killWaitMs ?? 10_000;
     this.#cgroups = options.cgroups ?? null;
     this.#ledger = options.spawnLedger ?? null;
+    this.#pidFileWaitMs = options.pidFileWaitMs ?? 60_000;
+    this.#names = options.names ?? null;
+    this.#logWriter = options.logWriter ?? null;
   }
 
   /** The spawn ledger, or null. */
@@ -240,6 +267,8 @@ export class RealProcessRunner implements ProcessRunner {
 
     // An empty cgroup for it (a leftover of an earlier copy is killed first).
     const cgroup = this.#cgroups !== null ? prepareAppCgroup(this.#cgroups, spec.app) : null;
+    const limits = spec.limits ? planLimits(spec.limits, this.#place(spec, cgroup)) : null;
+    const pipe = spec.logs ? this.#pipe(spec.app, spec.logs) : null;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command("/bin/sh", {
@@ -249,6 +278,8 @@ export class RealProcessRunner implements ProcessRunner {
           "baton-spawn",
           logPath,
           cgroup ?? "",
+          ...(limits !== null ? limitsPrefix(limits) : []),
+          ...(pipe !== null ? pipePrefix(pipe) : []),
           ...(_SETSID !== null ? [_SETSID] : []),
           ...dropTo,
           ...spec.command,
@@ -269,6 +300,18 @@ export class RealProcessRunner implements ProcessRunner {
     // exec keeps the start time, so reading it before or after the shell's exec is the same.
     const stat = readProcStat(pid);
     const startTime = stat?.startTime ?? 0;
+    if (limits !== null) this.#limits.set(pid, limits);
+    if (spec.pidFile) {
+      const followed = await this.#follow(spec, child, startTime, cgroup).catch((error) => {
+        if (limits !== null) releaseLimits(limits);
+        throw error;
+      });
+      if (followed !== null) {
+        this.#limits.delete(pid);
+        if (limits !== null) this.#limits.set(followed.pid, limits);
+        return followed;
+      }
+    }
     const watch = this.#watch(spec.app, pid, startTime, pid, cgroup, true);
     if (token !== null && startTime !== 0) {
       await this.#ledger!.record(spec.app, token, pid, startTime);
@@ -302,9 +345,90 @@ export class RealProcessRunner implements ProcessRunner {
     return { pid, startTime };
   }
 
+  /**
+   * A `pidFile:` app: waits for the daemon's PID (pid_file.ts) and watches it as an adopted
+   * process. Null when the file names the launcher itself (a daemon that did not fork): the
+   * caller then watches the launcher as usual. A failure leaves nothing of the app running.
+   */
+  async #follow(
+    spec: SpawnSpec,
+    child: Deno.ChildProcess,
+    launcherStart: number,
+    cgroup: string | null,
+  ): Promise<Spawned | null> {
+    let exit: Deno.CommandStatus | null = null;
+    const status = child.status.then((s) => (exit = s));
+    const env: Record<string, string> = { BATON_APP: spec.env["BATON_APP"] ?? spec.app };
+    for (const key of ["BATON_CLUSTER", "BATON_NODE"]) {
+      const value = spec.env[key];
+      if (value !== undefined) env[key] = value;
+    }
+    let followed: Spawned;
+    try {
+      followed = await followPidFile({
+        path: spec.pidFile!,
+        launcherPid: child.pid,
+        launcherExit: () => exit,
+        trust: {
+          notBefore: launcherStart,
+          cgroupDir: cgroup,
+          cgroupMount: this.#cgroups?.mount ?? null,
+          uid: spec.runAs?.uid ?? Deno.uid() ?? 0, // the app's user (`user:`), else the agent's
+          env,
+        },
+        timeoutMs: this.#pidFileWaitMs,
+      });
+    } catch (error) {
+      if (cgroup !== null) await this.#clearCgroup(cgroup);
+      _kill(-child.pid, "SIGKILL");
+      _kill(child.pid, "SIGKILL");
+      throw new Error(`cannot start app "${spec.app}": ${_message(error)}`);
+    }
+    if (followed.pid === child.pid) return null;
+    await status;
+    this.adopt(spec.app, followed.pid, followed.startTime);
+    return followed;
+  }
+
+  /** The log writer's pipe for an app, or null (no writer: one appended file, as without). */
+  #pipe(app: string, logs: AppLogs): string | null {
+    try {
+      return this.#logWriter?.pipe(app, logs) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Where an app's limits go (limits.ts). */
+  #place(spec: Pick<SpawnSpec, "app" | "env">, v2Dir: string | null): LimitPlace {
+    return {
+      app: spec.app,
+      cluster: this.#names?.cluster ?? spec.env["BATON_CLUSTER"] ?? "default",
+      node: this.#names?.node ?? spec.env["BATON_NODE"] ?? "default",
+      v2Dir,
+    };
+  }
+
+  /** The limits of a watched process and how each is applied (status), or null. */
+  limitsOf(pid: number): string | null {
+    const plan = this.#limits.get(pid);
+    return plan !== undefined ? describeLimits(plan) : null;
+  }
+
   /** {@inheritDoc ProcessRunner.adopt} */
-  adopt(app: string, pid: number, startTime: number): void {
+  adopt(
+    app: string,
+    pid: number,
+    startTime: number,
+    extras: Pick<SpawnSpec, "limits" | "logs"> = {},
+  ): void {
     if (this.#watches.has(pid)) return;
+    // The log writer keeps reading its pipe; adopting (or replacing) it here keeps it watched.
+    if (extras.logs) this.#pipe(app, extras.logs);
+    if (extras.limits && !this.#limits.has(pid)) {
+      const v2Dir = this.#cgroups !== null ? `${this.#cgroups.dir}/${app}` : null;
+      this.#limits.set(pid, adoptLimits(extras.limits, this.#place({ app, env: {} }, v2Dir), pid));
+    }
     const stat = readProcStat(pid);
     // Signal the group only if the process leads it (as everything we spawn does).
     const same = stat !== null && stat.startTime === startTime;
@@ -438,6 +562,7 @@ export class RealProcessRunner implements ProcessRunner {
       watch.resolveGone();
     }
     this.#watches.clear();
+    this.#limits.clear();
     if (this.#cgroups !== null) releaseNodeCgroups(this.#cgroups);
   }
 
@@ -482,6 +607,10 @@ export class RealProcessRunner implements ProcessRunner {
     if (this.#watches.get(watch.pid) === watch) this.#watches.delete(watch.pid);
     _close(watch);
     watch.resolveGone();
+    // Read before the cgroup is cleared and removed: its OOM counter goes with it.
+    const limits = this.#limits.get(watch.pid) ?? null;
+    this.#limits.delete(watch.pid);
+    detail = oomDetail(limits, detail);
     // Everything the app started, wherever it went (setsid, double fork): its cgroup.
     if (watch.cgroup !== null) await this.#clearCgroup(watch.cgroup);
     // An empty group (the usual case: the app had no children) is known from one kill(2);
@@ -494,6 +623,7 @@ export class RealProcessRunner implements ProcessRunner {
         _kill(-pgid, "SIGKILL");
       }
     }
+    if (limits !== null) releaseLimits(limits);
     if (watch.detached) return;
     const exit: ExitInfo = { app: watch.app, pid: watch.pid, detail };
     for (const callback of this.#callbacks) {
