@@ -77,7 +77,7 @@ export function onPeerInfo(
   if (!peerAlive(state, peer, now)) state.viewChangedAt = now;
   // A reply to a request older than deadAfter (processed late: this node stalled) proves the
   // peer's state as of the send time only, not now (a duplicate the simulation found;
-  // core_stall_test). A timely one counts as heard now, as the other side's clock would.
+  // core_stall_test). A timely one counts as heard now (its delay is within the timeout).
   const sent = ev.sentAt ?? now;
   const late = now - sent >= deadAfterInForce(state);
   peer.lastHeardAt = late ? Math.max(peer.lastHeardAt ?? -Infinity, sent) : now;
