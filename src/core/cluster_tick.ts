@@ -22,20 +22,7 @@ import { leaveFailed } from "./commands.ts";
 export function tickCluster(state: NodeState, now: number, out: Out): void {
   const hb = state.manifest.cluster.heartbeat;
   const hasPeers = Object.keys(state.peers).length > 0;
-  const gap = state.lastTickAt === null ? 0 : now - state.lastTickAt;
-  state.lastTickAt = now;
-  if (gap > hb.deadAfterMs && hasPeers) {
-    // No tick for longer than deadAfter (suspended VM, starved process): what this node knows
-    // of its peers is that old, and their silence is ours. Listen again before a takeover.
-    state.quietUntil = Math.max(state.quietUntil, now + hb.deadAfterMs);
-    out.record(
-      "warn",
-      null,
-      "clock_gap",
-      `no tick for ${human(gap)}: listening to the cluster for ${human(hb.deadAfterMs)} ` +
-        `before any takeover`,
-    );
-  }
+  noteClockGap(state, now, out);
   if (state.lastHeartbeatAt === null || now - state.lastHeartbeatAt >= hb.intervalMs) {
     state.lastHeartbeatAt = now;
     if (hasPeers) out.push({ type: "heartbeat", info: nodeInfo(state) });
@@ -64,6 +51,30 @@ export function tickCluster(state: NodeState, now: number, out: Out): void {
   } else if (state.role === "standby") {
     tickStandby(state, now, out);
   }
+}
+
+/**
+ * Notice a stall of this node (suspended VM, SIGSTOP, starved process): no step for longer
+ * than deadAfter. Checked before every event, not only at ticks, since the first step after a
+ * stall is often a reply queued meanwhile. What this node knows of its peers is that old and
+ * their silence is ours: it listens again for deadAfter before any takeover and, if active,
+ * starts no missing movable app until every peer is heard afresh (the boot guard of
+ * `desiredHere`), since a peer may have taken the apps over meanwhile.
+ */
+export function noteClockGap(state: NodeState, now: number, out: Out): void {
+  const deadAfter = state.manifest.cluster.heartbeat.deadAfterMs;
+  const gap = state.lastTickAt === null ? 0 : now - state.lastTickAt;
+  state.lastTickAt = now;
+  if (gap <= deadAfter || Object.keys(state.peers).length === 0) return;
+  state.quietUntil = Math.max(state.quietUntil, now + deadAfter);
+  state.bootUntil = Math.max(state.bootUntil, now + deadAfter);
+  out.record(
+    "warn",
+    null,
+    "clock_gap",
+    `no tick for ${human(gap)}: listening to the cluster for ${human(deadAfter)} ` +
+      `before any takeover or start of a movable app`,
+  );
 }
 
 function tickActive(state: NodeState, now: number, out: Out): void {

@@ -75,7 +75,12 @@ export function onPeerInfo(
   }
   // A peer heard again after a silence is news too: decide on a view that has settled.
   if (!peerAlive(state, peer, now)) state.viewChangedAt = now;
-  peer.lastHeardAt = now;
+  // A reply to a request older than deadAfter (processed late: this node stalled) proves the
+  // peer's state as of the send time only, not now (a duplicate the simulation found;
+  // core_stall_test). A timely one counts as heard now (its delay is within the timeout).
+  const sent = ev.sentAt ?? now;
+  const late = now - sent >= deadAfterInForce(state);
+  peer.lastHeardAt = late ? Math.max(peer.lastHeardAt ?? -Infinity, sent) : now;
   if (ev.sentAt !== undefined) peer.lastAckAt = Math.max(peer.lastAckAt ?? ev.sentAt, ev.sentAt);
   peer.lastError = null;
   // Messages can arrive out of order: one older than what we know (lower epoch, or the same

@@ -39,6 +39,7 @@ import {
   takeOver,
   tickCluster,
 } from "./takeover.ts";
+import { noteClockGap } from "./cluster_tick.ts";
 import { onSwitchover, progressSwitchover } from "./switchover.ts";
 import { markStarted } from "./start_order.ts";
 import { endStaleCommit, progressReadyWait } from "./ready_wait.ts";
@@ -79,6 +80,8 @@ export function step(state: NodeState, event: Event, now: number): StepResult {
   // Whether to persist is derived: the persisted view before and after (for a boot: what was
   // loaded), never a flag each handler must remember to set.
   out.savedView = event.type === "boot" ? event.persisted : viewBeforeStep(state);
+  // A stall is noticed before the event is acted on (the event may be a reply queued by it).
+  noteClockGap(state, now, out);
   switch (event.type) {
     case "boot":
       onBoot(state, event, now, out);

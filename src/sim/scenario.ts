@@ -293,7 +293,12 @@ export function buildManifest(s: Scenario, version = 1): Manifest {
   }
   const restart = { limit: 1, windowMs: 5_000, backoffMs: 200, backoffMaxMs: 2_000 };
   const stop = { signal: "SIGTERM" as const, timeoutMs: 300 };
-  const app = (name: string, movable: boolean, check: AppSpec["check"]): AppSpec => ({
+  const app = (
+    name: string,
+    movable: boolean,
+    check: AppSpec["check"],
+    dependsOn?: string[],
+  ): AppSpec => ({
     name,
     command: [name],
     cwd: null,
@@ -304,6 +309,7 @@ export function buildManifest(s: Scenario, version = 1): Manifest {
     restart,
     stop,
     hash: name === "web" ? `${name}-${version}` : `${name}-1`,
+    ...(dependsOn ? { dependsOn } : {}),
   });
   return {
     cluster: {
@@ -331,7 +337,7 @@ export function buildManifest(s: Scenario, version = 1): Manifest {
         timeoutMs: 100,
         failures: 2,
         initialDelayMs: 0,
-      }),
+      }, ["db"]),
       db: app("db", true, { type: "process" }),
       logship: app("logship", false, { type: "process" }),
     },
