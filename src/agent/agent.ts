@@ -6,19 +6,16 @@
  * @module
  */
 import { CheckScheduler } from "../checks/check_scheduler.ts";
-import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
 import { readyWaitBoundMs } from "../core/ready_wait.ts";
-import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
+import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
-import { vipKey } from "../core/vip.ts";
 import type {
   Action,
   AdoptedApp,
   Command,
   DriverRecordKind,
   Event,
-  FenceOutcome,
   NodeState,
   PersistedState,
   RecordKind,
@@ -30,8 +27,7 @@ import { isSameProcess } from "../supervisor/proc.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
-import { describeOutcome } from "../core/survivor_fence.ts";
-import { fenceArgv, fencePeer, runFenceCommand } from "./fence_runner.ts";
+import { type EffectContext, errText, performAction } from "./effects.ts";
 import { buildStatus, type StatusDoc } from "./status.ts";
 import type { ReloadResult, Reply } from "../peer/api_types.ts";
 import type { AgentOptions } from "./agent_options.ts";
@@ -50,6 +46,8 @@ export class Agent {
   #saves: SaveQueue;
   #checks: CheckScheduler;
   #link: PeerLink;
+  /** What the effects of the actions touch (effects.ts). */
+  #fx: EffectContext;
   #chain: Promise<void> = Promise.resolve();
   #pending = new Map<string, (r: Reply) => void>();
   #timer: unknown = null;
@@ -106,6 +104,17 @@ export class Agent {
       (e) => this.dispatch(e),
       () => this.#clock.now(),
     );
+    this.#fx = {
+      state: this.state,
+      opts,
+      link: this.#link,
+      checks: this.#checks,
+      pending: this.#pending,
+      dispatch: (e) => this.dispatch(e),
+      record: (level, app, kind, message) => this.#record(level, app, kind, message),
+      persist: (state) => this.#persist(state),
+      staleSpawn: (epoch) => this.#staleSpawn(epoch),
+    };
     opts.runner.onExit((exit) => {
       // Did the guard kill it? It notes its fence before its first kill: a lost lease, not an
       // app failure (the core steps down and takes the exit as an expected stop).
@@ -490,7 +499,7 @@ export class Agent {
         if (addresses) await addresses;
         // A floating-IP order is awaited: the apps start after their addresses, and the peer
         // hears of a handover only once they are gone.
-        const done = this.#perform(action, unsaved);
+        const done = performAction(this.#fx, action, unsaved);
         if (done) await done;
       }).catch((err) =>
         // A rejected chain would hold back every later action for good.
@@ -526,159 +535,6 @@ export class Agent {
     this.#persistError = `cannot write state: ${errText(err)}`;
     this.#record("error", null, "persist_failed", this.#persistError);
     return this.#persistError;
-  }
-
-  #perform(action: Action, failedPersist: string | null): Promise<void> | void {
-    const m = this.state.manifest;
-    switch (action.type) {
-      case "spawn": {
-        if (failedPersist) {
-          // Never start an app under a role or epoch that is not on disk. Write it again: a
-          // failed write is otherwise retried only when the durable state changes once more,
-          // so a disk that recovered would leave the node refusing every start for good.
-          this.#persist(toPersisted(this.state));
-          this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
-          return;
-        }
-        const spec = action.spec;
-        // Timers first: a spawn decided before a pause (SIGSTOP, a starved loop) must not run
-        // once the lease has run out; the tick fences the core first, and the spawn is stale.
-        if (spec.movable) this.dispatch({ type: "tick" });
-        const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
-        if (stale !== null) {
-          // Decided under a role this node has left while the state write was pending.
-          this.dispatch({ type: "app_start_failed", app: action.app, error: stale });
-          return;
-        }
-        this.#opts.runner.spawn({
-          app: spec.name,
-          command: spec.command,
-          cwd: spec.cwd,
-          ...(spec.runAs ? { runAs: spec.runAs } : {}),
-          ...(spec.inheritEnv ? { inheritEnv: spec.inheritEnv } : {}),
-          env: {
-            ...spec.env,
-            BATON_NODE: this.state.self,
-            BATON_APP: spec.name,
-            BATON_EPOCH: String(action.epoch),
-            BATON_CLUSTER: m.cluster.name,
-          },
-          logDir: `${this.#opts.stateDir}/logs`,
-        }).then(
-          (s) =>
-            this.dispatch({
-              type: "app_started",
-              app: spec.name,
-              pid: s.pid,
-              startTime: s.startTime,
-              specHash: spec.hash,
-            }),
-          (err) => this.dispatch({ type: "app_start_failed", app: spec.name, error: errText(err) }),
-        );
-        return;
-      }
-      case "vip": {
-        if (action.op === "remove") return; // carried out in #execute, not queued
-        // An add (removals do not wait in the queue: see #execute). One the core withdrew
-        // while it waited for its save (the node stepped down) is dropped.
-        const held = new Set((this.state.vipHeld ?? []).map(vipKey));
-        const vips = action.vips.filter((v) => held.has(vipKey(v)));
-        if (!this.#opts.vip || vips.length === 0) return;
-        return this.#opts.vip.apply({ ...action, vips }, failedPersist);
-      }
-      case "stop": {
-        const known = this.state.apps[action.app];
-        this.#opts.runner.stop(action.app, action.pid, {
-          signal: action.signal,
-          timeoutMs: action.timeoutMs,
-          mode: action.mode,
-          ...(known?.pid === action.pid && known.startTime !== null
-            ? { startTime: known.startTime }
-            : {}),
-        }).catch((err) =>
-          this.#record(
-            "error",
-            action.app,
-            "stop_failed",
-            `stop of pid ${action.pid}: ${errText(err)}`,
-          )
-        );
-        return;
-      }
-      case "heartbeat":
-        this.#link.heartbeat(action.info);
-        return;
-      case "check_witness":
-        if (this.#opts.coordinator) this.#opts.coordinator.check(action.info);
-        else this.#link.witness(action.info);
-        return;
-      case "claim_witness":
-        if (this.#opts.coordinator) this.#opts.coordinator.claim(action.info);
-        else this.#link.claim(action.info);
-        return;
-      case "send_prepare":
-        this.#link.prepare(action.to, action.epoch, action.reason);
-        return;
-      case "send_commit":
-        this.#link.commit(action.to, action.epoch, action.reason);
-        return;
-      case "fence": {
-        // Self-fencing: {node} and {url} are this node's own.
-        const self = this.state.manifest.nodes[this.state.self];
-        const argv = self ? fenceArgv({ ...self, fence: action.command }) : action.command;
-        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(argv).then((r) =>
-          this.dispatch({ type: "fence_result", ...r })
-        );
-        return;
-      }
-      case "fence_peer": {
-        const { node, attempt, timeoutMs } = action;
-        const report = (o: FenceOutcome) =>
-          this.dispatch({ type: "fence_peer_result", node, attempt, ...o });
-        if (failedPersist) {
-          // Never fence on behalf of a takeover that is not on disk.
-          report({ ok: false, exitCode: null, durationMs: 0, firstLine: failedPersist });
-          return;
-        }
-        const run = this.#opts.fencePeer ??
-          ((r) =>
-            fencePeer(
-              this.state.manifest.nodes[r.node],
-              r.timeoutMs,
-              this.#opts.stateDir,
-              r.attempt,
-            ));
-        run({ node, attempt, timeoutMs }).then(report, (err) =>
-          report({
-            ok: false,
-            exitCode: null,
-            durationMs: 0,
-            firstLine: `fence runner failed: ${err instanceof Error ? err.name : "error"}`,
-          }));
-        return;
-      }
-      case "reply": {
-        const resolve = this.#pending.get(action.id);
-        this.#pending.delete(action.id);
-        if (failedPersist && action.status < 300) {
-          resolve?.({ status: 503, body: { ok: false, error: failedPersist } });
-        } else {
-          resolve?.({ status: action.status, body: action.body });
-        }
-        return;
-      }
-      case "watch_check":
-        this.#checks.watch({ app: action.app, pid: action.pid, spec: action.check });
-        return;
-      case "unwatch_check":
-        this.#checks.unwatch(action.app);
-        return;
-      case "record":
-      case "persist":
-        return;
-      default:
-        assertNever(action);
-    }
   }
 
   /**
@@ -737,21 +593,3 @@ export class Agent {
 
 /** Longest sleep between ticks when no timer of the core is pending (a safety net). */
 export const IDLE_TICK_MAX_MS = 5_000;
-
-/** Run the self-fencing command (`cluster.fence`), bounded to 60 s; output to a 0600 file. */
-async function runFence(
-  command: string[],
-  stateDir: string,
-): Promise<{ ok: boolean; detail: string }> {
-  const o = await runFenceCommand(command, {
-    timeoutMs: 60_000,
-    logFile: `${stateDir}/fence/self.log`,
-    secrets: [],
-    label: "self-fence",
-  });
-  return { ok: o.ok, detail: describeOutcome(o) };
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
