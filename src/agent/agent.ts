@@ -12,7 +12,6 @@ import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
 import type {
   Action,
-  AdoptedApp,
   Command,
   DriverRecordKind,
   Event,
@@ -22,8 +21,7 @@ import type {
 } from "../core/types.ts";
 import { EventLog, type EventSink } from "../store/event_log.ts";
 import { type StateStorage, StateStore } from "../store/state_store.ts";
-import { findAppProcesses } from "../supervisor/orphans.ts";
-import { isSameProcess } from "../supervisor/proc.ts";
+import { adoptRunning } from "./adopt.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
@@ -160,20 +158,11 @@ export class Agent {
           `not "${this.#opts.node}"`,
       );
     }
-    const adopted: AdoptedApp[] = [];
-    const lost: string[] = [];
-    for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
-      if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
-        this.#opts.runner.adopt(app, rec.pid, rec.startTime);
-        adopted.push({ app, ...rec });
-      } else {
-        lost.push(app);
-      }
-    }
-    this.#adoptOrphans(adopted, lost);
-    for (const app of this.#opts.runner.cleanStale?.(adopted.map((a) => a.app)) ?? []) {
-      this.#record("warn", app, "stale_killed", "processes left by a dead copy: cgroup killed");
-    }
+    const { adopted, lost } = adoptRunning(
+      this.#opts,
+      persisted,
+      (level, app, kind, message) => this.#record(level, app, kind, message),
+    );
     const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
     const watchdog = this.#opts.watchdogFact ?? null;
     this.dispatch({
@@ -196,53 +185,6 @@ export class Agent {
       this.#adaptive = true;
     }
     this.dispatch({ type: "tick" });
-  }
-
-  /**
-   * Processes of this node's apps that the state file does not name (the agent died between
-   * starting one and recording it): adopt one per app that has no live record, SIGKILL the
-   * process group of any other (a duplicate).
-   */
-  #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
-    const m = this.#opts.manifest;
-    const runner = this.#opts.runner;
-    // Only processes proven ours: a spawn token of the ledger, or the app's cgroup.
-    const find = this.#opts.findAppProcesses ??
-      (() =>
-        findAppProcesses(
-          m.cluster.name,
-          this.#opts.node,
-          runner.cgroups ?? null,
-          runner.spawnLedger?.snapshot() ?? null,
-        ));
-    for (const p of find()) {
-      if (adopted.some((a) => a.pid === p.pid)) continue;
-      const spec = m.apps[p.app];
-      if (adopted.some((a) => a.app === p.app)) {
-        // Never a PID whose start time is not the one seen (it was reused meanwhile).
-        if (!(this.#opts.isSameProcess ?? isSameProcess)(p.pid, p.startTime)) continue;
-        this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
-        const kill = this.#opts.kill ?? Deno.kill;
-        for (const target of [-p.pid, p.pid]) {
-          try {
-            kill(target, "SIGKILL");
-          } catch { /* gone */ }
-        }
-        continue;
-      }
-      this.#opts.runner.adopt(p.app, p.pid, p.startTime);
-      // Started from the current spec as far as we know; a removed app is stopped by reconcile.
-      adopted.push({
-        app: p.app,
-        pid: p.pid,
-        startTime: p.startTime,
-        specHash: spec?.hash ?? "",
-        restarts: 0,
-      });
-      const i = lost.indexOf(p.app);
-      if (i >= 0) lost.splice(i, 1);
-      this.#record("warn", p.app, "orphan_adopted", `pid ${p.pid} was running unrecorded: adopted`);
-    }
   }
 
   /** Feed one event to the core and carry out what it decides. */
