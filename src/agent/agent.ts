@@ -26,7 +26,8 @@ import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
 import { type EffectContext, errText, performAction } from "./effects.ts";
-import { buildStatus, type StatusDoc } from "./status.ts";
+import type { StatusDoc } from "./status.ts";
+import { agentStatus } from "./agent_status.ts";
 import type { ReloadResult, Reply } from "../peer/api_types.ts";
 import type { AgentOptions } from "./agent_options.ts";
 
@@ -329,40 +330,14 @@ export class Agent {
 
   /** The status document. */
   status(): StatusDoc {
-    const doc = buildStatus(this.state, this.#clock.now(), this.events.recent(20));
-    if (this.#persistError !== null) {
-      // The role shown may not be on disk: nothing is started under it until it is.
-      doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
-    }
-    doc.warnings.push(...(this.#opts.warnings?.() ?? []));
-    const runner = this.#opts.runner;
-    if (runner.containment) {
-      for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
-    }
-    const vips = this.state.manifest.cluster.vip ?? [];
-    if (this.#opts.vip && vips.length > 0) {
-      doc.vips = this.#opts.vip.status(vips);
-      for (const v of doc.vips) if (v.error !== null) doc.warnings.push(`VIP: ${v.error}`);
-    }
-    if (this.#opts.lease) {
-      doc.guard = this.#opts.lease.status();
-      const error = doc.guard["error"];
-      if (typeof error === "string") doc.warnings.push(`GUARD: ${error}`);
-    }
-    if (this.#opts.coordinator) {
-      doc.coordinator = this.#opts.coordinator.status();
-      if (doc.coordinator["reachable"] !== true) {
-        doc.warnings.push(`ETCD UNREACHABLE: ${doc.coordinator["lastError"] ?? "no answer yet"}`);
-      }
-    }
-    return {
-      ...doc,
-      eventLoop: {
-        maxLagMs: Math.round(this.#lag.maxMs),
-        lastLagMs: Math.round(this.#lag.lastMs),
-        lateTicks: this.#lag.lateTicks,
-      },
-    };
+    return agentStatus(
+      this.state,
+      this.#clock.now(),
+      this.events.recent(20),
+      this.#persistError,
+      this.#lag,
+      this.#opts,
+    );
   }
 
   /** What this node says about itself to peers. */
