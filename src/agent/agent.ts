@@ -22,6 +22,7 @@ import type {
 import { EventLog, type EventSink } from "../store/event_log.ts";
 import { type StateStorage, StateStore } from "../store/state_store.ts";
 import { adoptRunning } from "./adopt.ts";
+import { loadForReload } from "./reload.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink } from "./peer_link.ts";
 import { SaveQueue } from "./save_queue.ts";
@@ -294,38 +295,14 @@ export class Agent {
 
   /** Re-read the manifest; an invalid one changes nothing. */
   async reload(): Promise<ReloadResult> {
-    // A loader that throws is a refused manifest like any other: the last good one stays.
-    const loaded = await this.#opts.loadManifest().catch((err) => ({
-      ok: false as const,
-      errors: [`cannot load the manifest: ${errText(err)}`],
-    }));
-    if (!loaded.ok) {
-      this.#record(
-        "error",
-        null,
-        "reload_refused",
-        `manifest refused: ${loaded.errors.length} error(s); keeping the last good one`,
-      );
-      for (const e of loaded.errors) this.#log(e);
-      return loaded;
-    }
-    const next = loaded.manifest;
-    const me = next.nodes[this.state.self];
-    const before = this.state.manifest.nodes[this.state.self];
-    if (!me) {
-      return {
-        ok: false,
-        errors: [`${next.path}: node "${this.state.self}" is no longer in nodes`],
-      };
-    }
-    if (before && me.url !== before.url) {
-      return {
-        ok: false,
-        errors: [`${next.path}: url of "${this.state.self}" changed; restart the agent to move it`],
-      };
-    }
-    this.dispatch({ type: "manifest", manifest: next });
-    return { ok: true, hash: next.hash, warnings: loaded.warnings };
+    const { result, manifest } = await loadForReload(
+      this.#opts,
+      this.state,
+      (level, app, kind, message) => this.#record(level, app, kind, message),
+      this.#log,
+    );
+    if (manifest !== null) this.dispatch({ type: "manifest", manifest });
+    return result;
   }
 
   /** The status document. */
