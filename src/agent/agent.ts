@@ -25,8 +25,8 @@ import { adoptRunning } from "./adopt.ts";
 import { loadForReload } from "./reload.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
 import { PeerLink } from "./peer_link.ts";
-import { SaveQueue } from "./save_queue.ts";
-import { type EffectContext, errText, performAction } from "./effects.ts";
+import { errText } from "./effects.ts";
+import { ActionExecutor } from "./executor.ts";
 import type { StatusDoc } from "./status.ts";
 import { agentStatus } from "./agent_status.ts";
 import type { ReloadResult, Reply } from "../peer/api_types.ts";
@@ -43,12 +43,10 @@ export class Agent {
   #clock: Clock;
   #timers: Timers;
   #store: StateStorage;
-  #saves: SaveQueue;
   #checks: CheckScheduler;
   #link: PeerLink;
-  /** What the effects of the actions touch (effects.ts). */
-  #fx: EffectContext;
-  #chain: Promise<void> = Promise.resolve();
+  /** Carries out the actions, behind their saves (executor.ts). */
+  #exec: ActionExecutor;
   #pending = new Map<string, (r: Reply) => void>();
   #timer: unknown = null;
   /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
@@ -62,18 +60,6 @@ export class Agent {
   #stopped = false;
   /** A step threw since the last {@linkcode Agent.cycle} began. */
   #stepFailed = false;
-  /** Why the latest state save failed; null once one succeeds. */
-  #persistError: string | null = null;
-  /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
-  #barrierKey: string | null = null;
-  /** Grows with every save that changes those fields. */
-  #barrierGen = 0;
-  /** Highest barrier generation known to be on disk. */
-  #durableGen = 0;
-  /** Role and epoch of the latest save known to be on disk. */
-  #onDisk: { role: string; epoch: number } | null = null;
-  /** The latest save queued: resolves to its error, or null once on disk. */
-  #lastSave: Promise<string | null> = Promise.resolve(null);
 
   /** Build the agent; nothing runs until {@linkcode Agent.start}. */
   constructor(opts: AgentOptions) {
@@ -83,7 +69,6 @@ export class Agent {
     this.#log = opts.log ?? ((line) => console.error(line));
     this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
     this.#store = opts.store ?? new StateStore(opts.stateDir);
-    this.#saves = new SaveQueue(this.#store, (state, gen, err) => this.#saved(state, gen, err));
     this.events = opts.events ?? new EventLog(opts.stateDir);
     this.#checks = opts.checks ??
       new CheckScheduler(
@@ -104,7 +89,7 @@ export class Agent {
       (e) => this.dispatch(e),
       () => this.#clock.now(),
     );
-    this.#fx = {
+    this.#exec = new ActionExecutor(this.#store, {
       state: this.state,
       opts,
       link: this.#link,
@@ -112,9 +97,7 @@ export class Agent {
       pending: this.#pending,
       dispatch: (e) => this.dispatch(e),
       record: (level, app, kind, message) => this.#record(level, app, kind, message),
-      persist: (state) => this.#persist(state),
-      staleSpawn: (epoch) => this.#staleSpawn(epoch),
-    };
+    });
     opts.runner.onExit((exit) => {
       // Did the guard kill it? It notes its fence before its first kill: a lost lease, not an
       // app failure (the core steps down and takes the exit as an expected stop).
@@ -152,7 +135,7 @@ export class Agent {
       );
     }
     const persisted: PersistedState | null = loaded.state;
-    if (persisted) this.#onDisk = { role: persisted.role, epoch: persisted.epoch };
+    if (persisted) this.#exec.setOnDisk(persisted.role, persisted.epoch);
     if (persisted && persisted.node !== this.#opts.node) {
       this.#releaseLock();
       throw new Error(
@@ -203,7 +186,7 @@ export class Agent {
       if (this.#adaptive) this.#armTick(now, false);
       return;
     }
-    this.#execute(actions);
+    this.#exec.execute(actions);
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     this.#opts.coordinator?.observe(this.state);
     if (!this.#adaptive) return;
@@ -311,7 +294,7 @@ export class Agent {
       this.state,
       this.#clock.now(),
       this.events.recent(20),
-      this.#persistError,
+      this.#exec.persistError,
       this.#lag,
       this.#opts,
     );
@@ -340,110 +323,8 @@ export class Agent {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }
     this.#pending.clear();
-    await this.#chain;
-    await this.#lastSave;
+    await this.#exec.drain();
     this.#releaseLock?.();
-  }
-
-  /**
-   * Carry out a step's actions in order. Saves are serialized and atomic (the store), but only
-   * a save that changes the role, epoch, role counter or maintenance flag is a barrier: the
-   * actions after it wait until it is on disk, and a spawn or a positive reply is refused while
-   * that durable state is not (a new role or epoch reaches the disk before anything is started
-   * under it). Other saves (pids, restart counters) go on in the background: a restart in place
-   * does not wait for two fsyncs.
-   */
-  #execute(actions: Action[]): void {
-    for (const action of actions) {
-      if (action.type === "record") {
-        this.#record(action.level, action.app, action.kind, action.message);
-        continue;
-      }
-      if (action.type === "persist") {
-        this.#persist(action.state);
-        continue;
-      }
-      if (action.type === "vip" && action.op === "remove") {
-        // Removing is always safe: it starts at once (nothing queued holds it back), and what
-        // comes after it (a handover's commit) waits until the addresses are gone.
-        // The guard keeps its lease meanwhile: it removes them itself if this agent is late.
-        const gone = this.#opts.vip?.apply(action);
-        if (gone) {
-          this.#chain = this.#chain.then(() => gone);
-          this.#opts.lease?.hold?.(gone);
-        }
-        continue;
-      }
-      // The durable state this action runs under: the latest barrier queued before it.
-      const need = this.#barrierGen;
-      const lastSave = action.type === "reply" ? this.#lastSave : null;
-      this.#chain = this.#chain.then(async () => {
-        // A reply also waits for every save before it: an operator's "ok" means on disk.
-        const replyError = lastSave === null ? null : await lastSave;
-        // Sticky until a save of that durable state succeeds: a later batch without a barrier
-        // of its own (a backoff restart) must not start an app under a role or epoch that
-        // never reached the disk.
-        const unsaved = this.#durableGen < need
-          ? (this.#persistError ?? "cannot write state")
-          : replyError;
-        // A movable app starts only with its floating IPs (an add refused or failed before).
-        const addresses = action.type === "spawn" && action.spec.movable && unsaved === null
-          ? this.#opts.vip?.ensure()
-          : null;
-        if (addresses) await addresses;
-        // A floating-IP order is awaited: the apps start after their addresses, and the peer
-        // hears of a handover only once they are gone.
-        const done = performAction(this.#fx, action, unsaved);
-        if (done) await done;
-      }).catch((err) =>
-        // A rejected chain would hold back every later action for good.
-        this.#record("error", null, "internal_error", `${action.type}: ${errText(err)}`)
-      );
-    }
-  }
-
-  /**
-   * Queue one save (coalesced with a save of the same durable fields still waiting: see
-   * save_queue.ts); a save of new durable fields also holds back the actions after it.
-   */
-  #persist(state: PersistedState): void {
-    const key = `${state.epoch}/${state.role}/${state.roleSeq}/${state.maintenance}`;
-    const barrier = key !== this.#barrierKey;
-    if (barrier) {
-      this.#barrierKey = key;
-      this.#barrierGen++;
-    }
-    const saved = this.#saves.push(state, key, this.#barrierGen);
-    this.#lastSave = saved;
-    if (barrier) this.#chain = this.#chain.then(() => saved.then(() => {}));
-  }
-
-  /** A save finished (save_queue.ts): what its waiters are told. */
-  #saved(state: PersistedState, gen: number, err: unknown): string | null {
-    if (err === null) {
-      this.#persistError = null;
-      this.#onDisk = { role: state.role, epoch: state.epoch };
-      this.#durableGen = Math.max(this.#durableGen, gen);
-      return null;
-    }
-    this.#persistError = `cannot write state: ${errText(err)}`;
-    this.#record("error", null, "persist_failed", this.#persistError);
-    return this.#persistError;
-  }
-
-  /**
-   * Why a movable app decided at `epoch` must not start now (null: it may): the node left the
-   * active role or that epoch, in memory or on disk, while the spawn waited for its write.
-   */
-  #staleSpawn(epoch: number): string | null {
-    const disk = this.#onDisk;
-    if (this.state.role !== "active" || this.state.epoch !== epoch) {
-      return `superseded: the node is ${this.state.role} at epoch ${this.state.epoch} now`;
-    }
-    if (disk === null || disk.role !== "active" || disk.epoch !== epoch) {
-      return `superseded: the state on disk is ${disk ? `${disk.role} e${disk.epoch}` : "none"}`;
-    }
-    return null;
   }
 
   #record(

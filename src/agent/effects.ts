@@ -45,7 +45,7 @@ export interface EffectContext {
     kind: RecordKind,
     message: string,
   ): void;
-  /** Queue a save of the state (agent.ts: barriers). */
+  /** Queue a save of the state (executor.ts: barriers). */
   persist(state: PersistedState): void;
   /** Why a movable app decided at `epoch` must not start now (null: it may). */
   staleSpawn(epoch: number): string | null;
@@ -110,8 +110,8 @@ export function performAction(
       return;
     }
     case "vip": {
-      if (action.op === "remove") return; // carried out in the agent's #execute, not queued
-      // An add (removals do not wait in the queue: see the agent's #execute). One the core withdrew
+      if (action.op === "remove") return; // carried out in executor.ts's execute, not queued
+      // An add (removals do not wait in the queue: see executor.ts). One the core withdrew
       // while it waited for its save (the node stepped down) is dropped.
       const held = new Set((fx.state.vipHeld ?? []).map(vipKey));
       const vips = action.vips.filter((v) => held.has(vipKey(v)));
