@@ -6,113 +6,34 @@
  * @module
  */
 import { CheckScheduler } from "../checks/check_scheduler.ts";
-import { assertNever } from "../core/assert.ts";
 import { nextDeadline } from "../core/deadline.ts";
 import { readyWaitBoundMs } from "../core/ready_wait.ts";
-import { initNodeState, nodeInfo, toPersisted } from "../core/node_state.ts";
+import { initNodeState, nodeInfo } from "../core/node_state.ts";
 import { step } from "../core/step.ts";
-import { vipKey } from "../core/vip.ts";
 import type {
   Action,
-  AdoptedApp,
   Command,
   DriverRecordKind,
   Event,
-  FenceOutcome,
   NodeState,
   PersistedState,
   RecordKind,
-  StartMode,
 } from "../core/types.ts";
-import type { Manifest } from "../manifest/types.ts";
-import type { CheckResult, InterfaceCheckSpec } from "../checks/run_check.ts";
-import { EventLog, type EventRecord, type EventSink } from "../store/event_log.ts";
+import { EventLog, type EventSink } from "../store/event_log.ts";
 import { type StateStorage, StateStore } from "../store/state_store.ts";
-import { type AppProcess, findAppProcesses } from "../supervisor/orphans.ts";
-import { isSameProcess } from "../supervisor/proc.ts";
-import type { ProcessRunner } from "../supervisor/process_runner.ts";
-import { spawnExtras } from "../supervisor/spawn_extras.ts";
+import { adoptRunning } from "./adopt.ts";
+import { loadForReload } from "./reload.ts";
 import { type Clock, realClock, realTimers, type Timers } from "./clock.ts";
-import type { LeaseSink } from "../guard/lease_driver.ts";
-import type { VipSink } from "../vip/vip_driver.ts";
-import type { CoordinatorSink } from "../coord/etcd_coordinator.ts";
-import { PeerLink, type PeerTransport } from "./peer_link.ts";
-import { SaveQueue } from "./save_queue.ts";
-import { describeOutcome } from "../core/survivor_fence.ts";
-import { fenceArgv, fencePeer, runFenceCommand } from "./fence_runner.ts";
-import { buildStatus, type StatusDoc } from "./status.ts";
+import { PeerLink } from "./peer_link.ts";
+import { errText } from "./effects.ts";
+import { ActionExecutor } from "./executor.ts";
+import type { StatusDoc } from "./status.ts";
+import { agentStatus } from "./agent_status.ts";
 import type { ReloadResult, Reply } from "../peer/api_types.ts";
+import type { AgentOptions } from "./agent_options.ts";
 
 export type { ReloadResult, Reply } from "../peer/api_types.ts";
-
-/**
- * Everything the agent needs. Every side effect has a twin: the simulation and the tests swap
- * the runner, transport, clock, timers, state store, event log, kill and fence for in-memory
- * ones (the defaults are the real ones).
- */
-export interface AgentOptions {
-  node: string;
-  manifest: Manifest;
-  mode: StartMode;
-  stateDir: string;
-  runner: ProcessRunner;
-  transport: PeerTransport;
-  /** Re-reads the manifest for `reload`; returns formatted diagnostics on failure. */
-  loadManifest: () => Promise<
-    { ok: true; manifest: Manifest; warnings: string[] } | {
-      ok: false;
-      errors: string[];
-    }
-  >;
-  clock?: Clock;
-  /** Timers of the tick, of request timeouts, of check loops (default: the real ones). */
-  timers?: Timers;
-  /** Durable state (default: `state.json` in `stateDir`). */
-  store?: StateStorage;
-  /** Event records (default: `events.jsonl` in `stateDir`). */
-  events?: EventSink;
-  /** Send a signal to a pid (negative: its process group); default `Deno.kill`. */
-  kill?: (target: number, signal: Deno.Signal) => void;
-  /** Run the fence command (default: a child process, bounded to 60 s). */
-  fence?: (command: string[]) => Promise<{ ok: boolean; detail: string }>;
-  /**
-   * Survivor fencing: run `node`'s fence command (default: `fence_runner.ts`, output to
-   * `<stateDir>/fence/<node>.log`). The simulation's twin powers the host off.
-   */
-  fencePeer?: (req: { node: string; attempt: number; timeoutMs: number }) => Promise<FenceOutcome>;
-  /** Runs one interface check when the agent makes its own scheduler (default: the real one). */
-  runCheck?: (spec: InterfaceCheckSpec) => Promise<CheckResult>;
-  /**
-   * Period of a fixed tick (tests). Default: no fixed period; the core is ticked when its next
-   * timer falls due (`nextDeadline`), after every event, and at least every 5 s.
-   */
-  tickMs?: number;
-  /** Where human log lines go (default stderr). */
-  log?: (line: string) => void;
-  /** Run checks (default true; tests of the core wiring may turn them off). */
-  checks?: CheckScheduler;
-  /** This node's app processes found by their environment at boot (default: /proc scan). */
-  findAppProcesses?: () => AppProcess[];
-  /** Identity check of a recorded process at boot (default: /proc; tests give the fake's). */
-  isSameProcess?: (pid: number, startTime: number) => boolean;
-  /** Told of every event log record after it is written (notifications, metrics). */
-  onRecord?: (rec: EventRecord) => void;
-  /** The lease that outlives the agent (src/guard/): told after every step. Absent: none. */
-  lease?: LeaseSink;
-  /** Floating IPs (`cluster.vip`, src/vip/): carries out the core's `vip` orders. Absent: none. */
-  vip?: VipSink;
-  /**
-   * etcd as the coordinator (src/coord/): carries out the arbiter actions (`check_witness`,
-   * `claim_witness`) instead of the HTTP witness, and is told after every step. Absent: none.
-   */
-  coordinator?: CoordinatorSink;
-  /** The boot fact: did the host reboot since the agent last ran (default: unknown). */
-  checkReboot?: () => Promise<boolean | null>;
-  /** Whether the watchdog device opened (`cluster.watchdog`); null = not configured. */
-  watchdogFact?: boolean | null;
-  /** Warnings shown in status for as long as the agent runs (e.g. how the secret came). */
-  warnings?: () => string[];
-}
+export type { AgentOptions } from "./agent_options.ts";
 
 /** One node's running agent. */
 export class Agent {
@@ -122,10 +43,10 @@ export class Agent {
   #clock: Clock;
   #timers: Timers;
   #store: StateStorage;
-  #saves: SaveQueue;
   #checks: CheckScheduler;
   #link: PeerLink;
-  #chain: Promise<void> = Promise.resolve();
+  /** Carries out the actions, behind their saves (executor.ts). */
+  #exec: ActionExecutor;
   #pending = new Map<string, (r: Reply) => void>();
   #timer: unknown = null;
   /** Deadline-driven ticks (no `tickMs`): the pending tick and when it is due (core clock). */
@@ -139,18 +60,6 @@ export class Agent {
   #stopped = false;
   /** A step threw since the last {@linkcode Agent.cycle} began. */
   #stepFailed = false;
-  /** Why the latest state save failed; null once one succeeds. */
-  #persistError: string | null = null;
-  /** Durable fields (epoch/role/roleSeq/maintenance) of the latest save queued. */
-  #barrierKey: string | null = null;
-  /** Grows with every save that changes those fields. */
-  #barrierGen = 0;
-  /** Highest barrier generation known to be on disk. */
-  #durableGen = 0;
-  /** Role and epoch of the latest save known to be on disk. */
-  #onDisk: { role: string; epoch: number } | null = null;
-  /** The latest save queued: resolves to its error, or null once on disk. */
-  #lastSave: Promise<string | null> = Promise.resolve(null);
 
   /** Build the agent; nothing runs until {@linkcode Agent.start}. */
   constructor(opts: AgentOptions) {
@@ -160,7 +69,6 @@ export class Agent {
     this.#log = opts.log ?? ((line) => console.error(line));
     this.state = initNodeState(opts.node, opts.manifest, opts.mode, this.#clock.now());
     this.#store = opts.store ?? new StateStore(opts.stateDir);
-    this.#saves = new SaveQueue(this.#store, (state, gen, err) => this.#saved(state, gen, err));
     this.events = opts.events ?? new EventLog(opts.stateDir);
     this.#checks = opts.checks ??
       new CheckScheduler(
@@ -181,6 +89,15 @@ export class Agent {
       (e) => this.dispatch(e),
       () => this.#clock.now(),
     );
+    this.#exec = new ActionExecutor(this.#store, {
+      state: this.state,
+      opts,
+      link: this.#link,
+      checks: this.#checks,
+      pending: this.#pending,
+      dispatch: (e) => this.dispatch(e),
+      record: (level, app, kind, message) => this.#record(level, app, kind, message),
+    });
     opts.runner.onExit((exit) => {
       // Did the guard kill it? It notes its fence before its first kill: a lost lease, not an
       // app failure (the core steps down and takes the exit as an expected stop).
@@ -218,7 +135,7 @@ export class Agent {
       );
     }
     const persisted: PersistedState | null = loaded.state;
-    if (persisted) this.#onDisk = { role: persisted.role, epoch: persisted.epoch };
+    if (persisted) this.#exec.setOnDisk(persisted.role, persisted.epoch);
     if (persisted && persisted.node !== this.#opts.node) {
       this.#releaseLock();
       throw new Error(
@@ -226,25 +143,11 @@ export class Agent {
           `not "${this.#opts.node}"`,
       );
     }
-    const adopted: AdoptedApp[] = [];
-    const lost: string[] = [];
-    for (const [app, rec] of Object.entries(persisted?.apps ?? {})) {
-      if ((this.#opts.isSameProcess ?? isSameProcess)(rec.pid, rec.startTime)) {
-        this.#opts.runner.adopt(
-          app,
-          rec.pid,
-          rec.startTime,
-          spawnExtras(this.#opts.manifest.apps[app] ?? {}),
-        );
-        adopted.push({ app, ...rec });
-      } else {
-        lost.push(app);
-      }
-    }
-    this.#adoptOrphans(adopted, lost);
-    for (const app of this.#opts.runner.cleanStale?.(adopted.map((a) => a.app)) ?? []) {
-      this.#record("warn", app, "stale_killed", "processes left by a dead copy: cgroup killed");
-    }
+    const { adopted, lost } = adoptRunning(
+      this.#opts,
+      persisted,
+      (level, app, kind, message) => this.#record(level, app, kind, message),
+    );
     const reboot = await (this.#opts.checkReboot?.() ?? Promise.resolve(null)).catch(() => null);
     const watchdog = this.#opts.watchdogFact ?? null;
     this.dispatch({
@@ -269,53 +172,6 @@ export class Agent {
     this.dispatch({ type: "tick" });
   }
 
-  /**
-   * Processes of this node's apps that the state file does not name (the agent died between
-   * starting one and recording it): adopt one per app that has no live record, SIGKILL the
-   * process group of any other (a duplicate).
-   */
-  #adoptOrphans(adopted: AdoptedApp[], lost: string[]): void {
-    const m = this.#opts.manifest;
-    const runner = this.#opts.runner;
-    // Only processes proven ours: a spawn token of the ledger, or the app's cgroup.
-    const find = this.#opts.findAppProcesses ??
-      (() =>
-        findAppProcesses(
-          m.cluster.name,
-          this.#opts.node,
-          runner.cgroups ?? null,
-          runner.spawnLedger?.snapshot() ?? null,
-        ));
-    for (const p of find()) {
-      if (adopted.some((a) => a.pid === p.pid)) continue;
-      const spec = m.apps[p.app];
-      if (adopted.some((a) => a.app === p.app)) {
-        // Never a PID whose start time is not the one seen (it was reused meanwhile).
-        if (!(this.#opts.isSameProcess ?? isSameProcess)(p.pid, p.startTime)) continue;
-        this.#record("warn", p.app, "orphan_killed", `pid ${p.pid} is a second copy: SIGKILL`);
-        const kill = this.#opts.kill ?? Deno.kill;
-        for (const target of [-p.pid, p.pid]) {
-          try {
-            kill(target, "SIGKILL");
-          } catch { /* gone */ }
-        }
-        continue;
-      }
-      this.#opts.runner.adopt(p.app, p.pid, p.startTime, spawnExtras(spec ?? {}));
-      // Started from the current spec as far as we know; a removed app is stopped by reconcile.
-      adopted.push({
-        app: p.app,
-        pid: p.pid,
-        startTime: p.startTime,
-        specHash: spec?.hash ?? "",
-        restarts: 0,
-      });
-      const i = lost.indexOf(p.app);
-      if (i >= 0) lost.splice(i, 1);
-      this.#record("warn", p.app, "orphan_adopted", `pid ${p.pid} was running unrecorded: adopted`);
-    }
-  }
-
   /** Feed one event to the core and carry out what it decides. */
   dispatch(event: Event): void {
     if (this.#stopped) return;
@@ -330,7 +186,7 @@ export class Agent {
       if (this.#adaptive) this.#armTick(now, false);
       return;
     }
-    this.#execute(actions);
+    this.#exec.execute(actions);
     this.#opts.lease?.observe(this.state, now, event, actions.length > 0);
     this.#opts.coordinator?.observe(this.state);
     if (!this.#adaptive) return;
@@ -422,77 +278,26 @@ export class Agent {
 
   /** Re-read the manifest; an invalid one changes nothing. */
   async reload(): Promise<ReloadResult> {
-    // A loader that throws is a refused manifest like any other: the last good one stays.
-    const loaded = await this.#opts.loadManifest().catch((err) => ({
-      ok: false as const,
-      errors: [`cannot load the manifest: ${errText(err)}`],
-    }));
-    if (!loaded.ok) {
-      this.#record(
-        "error",
-        null,
-        "reload_refused",
-        `manifest refused: ${loaded.errors.length} error(s); keeping the last good one`,
-      );
-      for (const e of loaded.errors) this.#log(e);
-      return loaded;
-    }
-    const next = loaded.manifest;
-    const me = next.nodes[this.state.self];
-    const before = this.state.manifest.nodes[this.state.self];
-    if (!me) {
-      return {
-        ok: false,
-        errors: [`${next.path}: node "${this.state.self}" is no longer in nodes`],
-      };
-    }
-    if (before && me.url !== before.url) {
-      return {
-        ok: false,
-        errors: [`${next.path}: url of "${this.state.self}" changed; restart the agent to move it`],
-      };
-    }
-    this.dispatch({ type: "manifest", manifest: next });
-    return { ok: true, hash: next.hash, warnings: loaded.warnings };
+    const { result, manifest } = await loadForReload(
+      this.#opts,
+      this.state,
+      (level, app, kind, message) => this.#record(level, app, kind, message),
+      this.#log,
+    );
+    if (manifest !== null) this.dispatch({ type: "manifest", manifest });
+    return result;
   }
 
   /** The status document. */
   status(): StatusDoc {
-    const doc = buildStatus(this.state, this.#clock.now(), this.events.recent(20));
-    if (this.#persistError !== null) {
-      // The role shown may not be on disk: nothing is started under it until it is.
-      doc.warnings.unshift(`STATE NOT WRITTEN: ${this.#persistError}; no app starts until it is`);
-    }
-    doc.warnings.push(...(this.#opts.warnings?.() ?? []));
-    const runner = this.#opts.runner;
-    if (runner.containment) {
-      for (const app of doc.apps) app.containment = app.pid ? runner.containment(app.pid) : null;
-    }
-    const vips = this.state.manifest.cluster.vip ?? [];
-    if (this.#opts.vip && vips.length > 0) {
-      doc.vips = this.#opts.vip.status(vips);
-      for (const v of doc.vips) if (v.error !== null) doc.warnings.push(`VIP: ${v.error}`);
-    }
-    for (const app of doc.apps) if (app.pid) app.limits = runner.limitsOf?.(app.pid) ?? null;
-    if (this.#opts.lease) {
-      doc.guard = this.#opts.lease.status();
-      const error = doc.guard["error"];
-      if (typeof error === "string") doc.warnings.push(`GUARD: ${error}`);
-    }
-    if (this.#opts.coordinator) {
-      doc.coordinator = this.#opts.coordinator.status();
-      if (doc.coordinator["reachable"] !== true) {
-        doc.warnings.push(`ETCD UNREACHABLE: ${doc.coordinator["lastError"] ?? "no answer yet"}`);
-      }
-    }
-    return {
-      ...doc,
-      eventLoop: {
-        maxLagMs: Math.round(this.#lag.maxMs),
-        lastLagMs: Math.round(this.#lag.lastMs),
-        lateTicks: this.#lag.lateTicks,
-      },
-    };
+    return agentStatus(
+      this.state,
+      this.#clock.now(),
+      this.events.recent(20),
+      this.#exec.persistError,
+      this.#lag,
+      this.#opts,
+    );
   }
 
   /** What this node says about itself to peers. */
@@ -518,264 +323,8 @@ export class Agent {
       resolve({ status: 503, body: { ok: false, error: "agent stopping" } });
     }
     this.#pending.clear();
-    await this.#chain;
-    await this.#lastSave;
+    await this.#exec.drain();
     this.#releaseLock?.();
-  }
-
-  /**
-   * Carry out a step's actions in order. Saves are serialized and atomic (the store), but only
-   * a save that changes the role, epoch, role counter or maintenance flag is a barrier: the
-   * actions after it wait until it is on disk, and a spawn or a positive reply is refused while
-   * that durable state is not (a new role or epoch reaches the disk before anything is started
-   * under it). Other saves (pids, restart counters) go on in the background: a restart in place
-   * does not wait for two fsyncs.
-   */
-  #execute(actions: Action[]): void {
-    for (const action of actions) {
-      if (action.type === "record") {
-        this.#record(action.level, action.app, action.kind, action.message);
-        continue;
-      }
-      if (action.type === "persist") {
-        this.#persist(action.state);
-        continue;
-      }
-      if (action.type === "vip" && action.op === "remove") {
-        // Removing is always safe: it starts at once (nothing queued holds it back), and what
-        // comes after it (a handover's commit) waits until the addresses are gone.
-        // The guard keeps its lease meanwhile: it removes them itself if this agent is late.
-        const gone = this.#opts.vip?.apply(action);
-        if (gone) {
-          this.#chain = this.#chain.then(() => gone);
-          this.#opts.lease?.hold?.(gone);
-        }
-        continue;
-      }
-      // The durable state this action runs under: the latest barrier queued before it.
-      const need = this.#barrierGen;
-      const lastSave = action.type === "reply" ? this.#lastSave : null;
-      this.#chain = this.#chain.then(async () => {
-        // A reply also waits for every save before it: an operator's "ok" means on disk.
-        const replyError = lastSave === null ? null : await lastSave;
-        // Sticky until a save of that durable state succeeds: a later batch without a barrier
-        // of its own (a backoff restart) must not start an app under a role or epoch that
-        // never reached the disk.
-        const unsaved = this.#durableGen < need
-          ? (this.#persistError ?? "cannot write state")
-          : replyError;
-        // A movable app starts only with its floating IPs (an add refused or failed before).
-        const addresses = action.type === "spawn" && action.spec.movable && unsaved === null
-          ? this.#opts.vip?.ensure()
-          : null;
-        if (addresses) await addresses;
-        // A floating-IP order is awaited: the apps start after their addresses, and the peer
-        // hears of a handover only once they are gone.
-        const done = this.#perform(action, unsaved);
-        if (done) await done;
-      }).catch((err) =>
-        // A rejected chain would hold back every later action for good.
-        this.#record("error", null, "internal_error", `${action.type}: ${errText(err)}`)
-      );
-    }
-  }
-
-  /**
-   * Queue one save (coalesced with a save of the same durable fields still waiting: see
-   * save_queue.ts); a save of new durable fields also holds back the actions after it.
-   */
-  #persist(state: PersistedState): void {
-    const key = `${state.epoch}/${state.role}/${state.roleSeq}/${state.maintenance}`;
-    const barrier = key !== this.#barrierKey;
-    if (barrier) {
-      this.#barrierKey = key;
-      this.#barrierGen++;
-    }
-    const saved = this.#saves.push(state, key, this.#barrierGen);
-    this.#lastSave = saved;
-    if (barrier) this.#chain = this.#chain.then(() => saved.then(() => {}));
-  }
-
-  /** A save finished (save_queue.ts): what its waiters are told. */
-  #saved(state: PersistedState, gen: number, err: unknown): string | null {
-    if (err === null) {
-      this.#persistError = null;
-      this.#onDisk = { role: state.role, epoch: state.epoch };
-      this.#durableGen = Math.max(this.#durableGen, gen);
-      return null;
-    }
-    this.#persistError = `cannot write state: ${errText(err)}`;
-    this.#record("error", null, "persist_failed", this.#persistError);
-    return this.#persistError;
-  }
-
-  #perform(action: Action, failedPersist: string | null): Promise<void> | void {
-    const m = this.state.manifest;
-    switch (action.type) {
-      case "spawn": {
-        if (failedPersist) {
-          // Never start an app under a role or epoch that is not on disk. Write it again: a
-          // failed write is otherwise retried only when the durable state changes once more,
-          // so a disk that recovered would leave the node refusing every start for good.
-          this.#persist(toPersisted(this.state));
-          this.dispatch({ type: "app_start_failed", app: action.app, error: failedPersist });
-          return;
-        }
-        const spec = action.spec;
-        // Timers first: a spawn decided before a pause (SIGSTOP, a starved loop) must not run
-        // once the lease has run out; the tick fences the core first, and the spawn is stale.
-        if (spec.movable) this.dispatch({ type: "tick" });
-        const stale = spec.movable ? this.#staleSpawn(action.epoch) : null;
-        if (stale !== null) {
-          // Decided under a role this node has left while the state write was pending.
-          this.dispatch({ type: "app_start_failed", app: action.app, error: stale });
-          return;
-        }
-        this.#opts.runner.spawn({
-          app: spec.name,
-          command: spec.command,
-          cwd: spec.cwd,
-          ...(spec.runAs ? { runAs: spec.runAs } : {}),
-          ...(spec.inheritEnv ? { inheritEnv: spec.inheritEnv } : {}),
-          env: {
-            ...spec.env,
-            BATON_NODE: this.state.self,
-            BATON_APP: spec.name,
-            BATON_EPOCH: String(action.epoch),
-            BATON_CLUSTER: m.cluster.name,
-          },
-          logDir: `${this.#opts.stateDir}/logs`,
-          ...spawnExtras(spec),
-        }).then(
-          (s) =>
-            this.dispatch({
-              type: "app_started",
-              app: spec.name,
-              pid: s.pid,
-              startTime: s.startTime,
-              specHash: spec.hash,
-            }),
-          (err) => this.dispatch({ type: "app_start_failed", app: spec.name, error: errText(err) }),
-        );
-        return;
-      }
-      case "vip": {
-        if (action.op === "remove") return; // carried out in #execute, not queued
-        // An add (removals do not wait in the queue: see #execute). One the core withdrew
-        // while it waited for its save (the node stepped down) is dropped.
-        const held = new Set((this.state.vipHeld ?? []).map(vipKey));
-        const vips = action.vips.filter((v) => held.has(vipKey(v)));
-        if (!this.#opts.vip || vips.length === 0) return;
-        return this.#opts.vip.apply({ ...action, vips }, failedPersist);
-      }
-      case "stop": {
-        const known = this.state.apps[action.app];
-        this.#opts.runner.stop(action.app, action.pid, {
-          signal: action.signal,
-          timeoutMs: action.timeoutMs,
-          mode: action.mode,
-          ...(known?.pid === action.pid && known.startTime !== null
-            ? { startTime: known.startTime }
-            : {}),
-        }).catch((err) =>
-          this.#record(
-            "error",
-            action.app,
-            "stop_failed",
-            `stop of pid ${action.pid}: ${errText(err)}`,
-          )
-        );
-        return;
-      }
-      case "heartbeat":
-        this.#link.heartbeat(action.info);
-        return;
-      case "check_witness":
-        if (this.#opts.coordinator) this.#opts.coordinator.check(action.info);
-        else this.#link.witness(action.info);
-        return;
-      case "claim_witness":
-        if (this.#opts.coordinator) this.#opts.coordinator.claim(action.info);
-        else this.#link.claim(action.info);
-        return;
-      case "send_prepare":
-        this.#link.prepare(action.to, action.epoch, action.reason);
-        return;
-      case "send_commit":
-        this.#link.commit(action.to, action.epoch, action.reason);
-        return;
-      case "fence": {
-        // Self-fencing: {node} and {url} are this node's own.
-        const self = this.state.manifest.nodes[this.state.self];
-        const argv = self ? fenceArgv({ ...self, fence: action.command }) : action.command;
-        (this.#opts.fence ?? ((c) => runFence(c, this.#opts.stateDir)))(argv).then((r) =>
-          this.dispatch({ type: "fence_result", ...r })
-        );
-        return;
-      }
-      case "fence_peer": {
-        const { node, attempt, timeoutMs } = action;
-        const report = (o: FenceOutcome) =>
-          this.dispatch({ type: "fence_peer_result", node, attempt, ...o });
-        if (failedPersist) {
-          // Never fence on behalf of a takeover that is not on disk.
-          report({ ok: false, exitCode: null, durationMs: 0, firstLine: failedPersist });
-          return;
-        }
-        const run = this.#opts.fencePeer ??
-          ((r) =>
-            fencePeer(
-              this.state.manifest.nodes[r.node],
-              r.timeoutMs,
-              this.#opts.stateDir,
-              r.attempt,
-            ));
-        run({ node, attempt, timeoutMs }).then(report, (err) =>
-          report({
-            ok: false,
-            exitCode: null,
-            durationMs: 0,
-            firstLine: `fence runner failed: ${err instanceof Error ? err.name : "error"}`,
-          }));
-        return;
-      }
-      case "reply": {
-        const resolve = this.#pending.get(action.id);
-        this.#pending.delete(action.id);
-        if (failedPersist && action.status < 300) {
-          resolve?.({ status: 503, body: { ok: false, error: failedPersist } });
-        } else {
-          resolve?.({ status: action.status, body: action.body });
-        }
-        return;
-      }
-      case "watch_check":
-        this.#checks.watch({ app: action.app, pid: action.pid, spec: action.check });
-        return;
-      case "unwatch_check":
-        this.#checks.unwatch(action.app);
-        return;
-      case "record":
-      case "persist":
-        return;
-      default:
-        assertNever(action);
-    }
-  }
-
-  /**
-   * Why a movable app decided at `epoch` must not start now (null: it may): the node left the
-   * active role or that epoch, in memory or on disk, while the spawn waited for its write.
-   */
-  #staleSpawn(epoch: number): string | null {
-    const disk = this.#onDisk;
-    if (this.state.role !== "active" || this.state.epoch !== epoch) {
-      return `superseded: the node is ${this.state.role} at epoch ${this.state.epoch} now`;
-    }
-    if (disk === null || disk.role !== "active" || disk.epoch !== epoch) {
-      return `superseded: the state on disk is ${disk ? `${disk.role} e${disk.epoch}` : "none"}`;
-    }
-    return null;
   }
 
   #record(
@@ -819,21 +368,3 @@ export class Agent {
 
 /** Longest sleep between ticks when no timer of the core is pending (a safety net). */
 export const IDLE_TICK_MAX_MS = 5_000;
-
-/** Run the self-fencing command (`cluster.fence`), bounded to 60 s; output to a 0600 file. */
-async function runFence(
-  command: string[],
-  stateDir: string,
-): Promise<{ ok: boolean; detail: string }> {
-  const o = await runFenceCommand(command, {
-    timeoutMs: 60_000,
-    logFile: `${stateDir}/fence/self.log`,
-    secrets: [],
-    label: "self-fence",
-  });
-  return { ok: o.ok, detail: describeOutcome(o) };
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
