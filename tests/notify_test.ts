@@ -56,6 +56,8 @@ Deno.test("notifyKind maps the core's records to the announced kinds", () => {
   assert.equal(notifyKind(rec("handover")), "handover_started");
   assert.equal(notifyKind(rec("handover_ready")), null);
   assert.equal(notifyKind(rec("handover_done")), "handover_done");
+  assert.equal(notifyKind(rec("vip_conflict", { level: "error" })), "vip_conflict");
+  assert.equal(notifyKind(rec("lease_lost", { level: "error" })), "self_fence");
   assert.equal(notifyKind(rec("active", { app: null })), "takeover");
   assert.equal(notifyKind(rec("step_down")), "self_fence");
   assert.equal(notifyKind(rec("fence", { level: "warn" })), null);

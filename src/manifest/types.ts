@@ -158,6 +158,7 @@ export const NOTIFY_KINDS = [
   "maintenance_off",
   "flapping",
   "notify_failed",
+  "vip_conflict",
 ] as const;
 
 /** One kind of notification. */

@@ -48,12 +48,14 @@ export function notifyKind(rec: EventRecord): NotifyKind | null {
     case "handover_done":
     case "manifest_mismatch":
     case "flapping":
+    case "vip_conflict":
       return rec.kind;
     case "handover":
       return "handover_started";
     case "active":
       return "takeover";
     case "step_down":
+    case "lease_lost": // the guard fenced this node's movable apps
       return "self_fence";
     case "fence":
       // The "running the fence command" line (warn) is followed by its result.
