@@ -97,6 +97,26 @@ Deno.test("baton init writes baton.yaml and a 0600 baton.secret that baton valid
   });
 });
 
+Deno.test("baton validate checks the secret file as baton run will: unsafe is an error, missing a warning", async () => {
+  await withTempDir(async (dir) => {
+    assert.equal((await baton(["init"], dir)).code, 0);
+    await Deno.chmod(`${dir}/baton.secret`, 0o644);
+    const open = await baton(["validate", "--offline"], dir);
+    assert.equal(open.code, 1, open.stdout + open.stderr);
+    assert.match(
+      open.stdout,
+      /baton\.yaml:\d+:\d+: error: secret file .* readable by group or others/,
+    );
+    assert.match(open.stdout, /chmod 600/);
+    await Deno.remove(`${dir}/baton.secret`);
+    const missing = await baton(["validate", "--offline"], dir);
+    assert.equal(missing.code, 0, missing.stdout + missing.stderr);
+    assert.match(missing.stdout, /baton\.yaml:\d+:\d+: warning: secret file .* does not exist yet/);
+    assert.match(missing.stdout, /ok — .*1 warning/);
+    noStackTrace(missing);
+  });
+});
+
 Deno.test("baton validate prints FILE:LINE:COL for each problem of a bad manifest, exit 1", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/bad.yaml`;

@@ -7,7 +7,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { formatDiagnostic, loadManifestFile } from "../manifest/load.ts";
 import type { Manifest } from "../manifest/types.ts";
-import { generateSecret } from "../peer/secret.ts";
+import { checkSecretFile, generateSecret } from "../peer/secret.ts";
 import { PeerClient } from "../peer/client.ts";
 import { MANIFEST_HELP, manifestPath } from "./manifest_path.ts";
 import { CliExit, exists } from "./common.ts";
@@ -82,7 +82,12 @@ export function addManifestCommands(program: Command): void {
       const m = r.manifest;
       const drift = opts.offline ? [] : await manifestDrift(m);
       for (const line of drift) console.log(`${path}:1:1: warning: ${line}`);
-      const warnings = r.warnings.length + drift.length;
+      // The secret file as `baton run` will find it: missing is a warning (written at install),
+      // unsafe (readable by others, another owner) an error, as `run` refuses it.
+      const secret = await secretFileNote(path, m);
+      if (secret !== null) console.log(secret.line);
+      if (secret?.error) throw new CliExit(1, `${path}: invalid (1 error(s))`);
+      const warnings = r.warnings.length + drift.length + (secret ? 1 : 0);
       console.log(
         `${path}: ok — cluster ${m.cluster.name}, ${Object.keys(m.nodes).length} node(s), ` +
           `${Object.keys(m.apps).length} app(s), hash ${m.hash.slice(0, 12)}` +
@@ -90,6 +95,34 @@ export function addManifestCommands(program: Command): void {
       );
       for (const line of formatFailoverTimes(failoverTimes(m))) console.log(line);
     });
+}
+
+/**
+ * What `baton run` will say of `cluster.secretFile` (unless BATON_SECRET or a systemd
+ * credential replaces it), as a located diagnostic line: null when the file is fine.
+ */
+async function secretFileNote(
+  path: string,
+  m: Manifest,
+): Promise<{ line: string; error: boolean } | null> {
+  const file = m.cluster.secretFile;
+  if (file === null || Deno.env.get("BATON_SECRET") || Deno.env.get("CREDENTIALS_DIRECTORY")) {
+    return null;
+  }
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const lines = text.split("\n");
+  const row = lines.findIndex((l) => /^\s*secretFile\s*:/.test(l));
+  const at = row < 0 ? "1:1" : `${row + 1}:${(lines[row]!.search(/\S/) ?? 0) + 1}`;
+  const exists = await Deno.stat(file).then(() => true, () => false);
+  if (!exists) {
+    return {
+      line: `${path}:${at}: warning: secret file ${file} does not exist yet: "baton run" ` +
+        `refuses to start without it (create it with "baton init", or 32 random bytes, mode 0600)`,
+      error: false,
+    };
+  }
+  const problem = await checkSecretFile(file);
+  return problem === null ? null : { line: `${path}:${at}: error: ${problem}`, error: true };
 }
 
 /**
@@ -110,7 +143,15 @@ async function manifestDrift(m: Manifest): Promise<string[]> {
     const found = await Promise.all(
       Object.values(m.nodes).map(async (n) => {
         try {
-          const doc = await client.get<{ manifestHash?: string }>(n.url, "/v1/status");
+          const doc = await client.get<{ manifestHash?: string; node?: string; cluster?: string }>(
+            n.url,
+            "/v1/status",
+          );
+          if (doc.node !== n.name || doc.cluster !== m.cluster.name) {
+            // Someone else answers there (another cluster's agent, a one-node test agent).
+            return `${n.url} (node ${n.name}'s URL) is answered by node ${doc.node ?? "?"} of ` +
+              `cluster ${doc.cluster ?? "?"}, not by ${n.name} of ${m.cluster.name}`;
+          }
           return doc.manifestHash && doc.manifestHash !== m.hash
             ? `node ${n.name} runs another manifest (${doc.manifestHash.slice(0, 12)}, this file ` +
               `${m.hash.slice(0, 12)}): run "baton reload" there once the file is in place`
