@@ -117,6 +117,33 @@ Deno.test("baton validate checks the secret file as baton run will: unsafe is an
   });
 });
 
+Deno.test("the README's baton alias (no Deno, no denort) runs baton from another folder", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const alias = /`(alias baton="npx -y deno@2\.9\.6 [^`]+")`/.exec(readme)?.[1];
+  assert.ok(alias, "README shows the alias");
+  const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+  // As written, except that this Deno stands in for npx's (tests never fetch or call a bare deno).
+  const line = alias.replace("npx -y deno@2.9.6", Deno.execPath()).replaceAll("$PWD", repo);
+  await withTempDir(async (dir) => {
+    const script =
+      `shopt -s expand_aliases\n${line}\ncd ${dir}\nbaton init && baton validate --offline\n`;
+    const env = Deno.env.toObject();
+    for (const k of Object.keys(env)) if (k.startsWith("BATON_")) delete env[k];
+    env.BATON_SYSTEM_MANIFEST = "/nonexistent/baton/baton.yaml";
+    const r = await new Deno.Command("bash", {
+      args: ["-c", script],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, out);
+    assert.match(out, /baton\.yaml: ok/);
+    assert.ok((await Deno.stat(`${dir}/baton.yaml`)).isFile, "written in the caller's folder");
+  });
+});
+
 Deno.test("baton validate prints FILE:LINE:COL for each problem of a bad manifest, exit 1", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/bad.yaml`;
