@@ -3,7 +3,8 @@
  *
  *   deno run scripts/sim.ts --seeds 1000 [--start N] [--random K] [--nodes 2|3]
  *                           [--witness none|http|baton] [--seconds N] [--settle N] [--steps N]
- *                           [--no-agent-faults] [--survivor-fence] [--oneway-messages] [--traces K]
+ *                           [--no-agent-faults] [--survivor-fence] [--no-guard] [--oneway-messages]
+ *                           [--traces K]
  *   deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]
  *
  * Runs one simulation per seed and checks every invariant after every step. A failing seed
@@ -24,6 +25,9 @@
  *   which the cluster must have settled (liveness).
  * - `--steps N`: most queue items per run (default 2,000,000); a run cut short is reported and
  *   its liveness is not checked.
+ * - `--no-guard`: the guard twins never kill (baton before the guard): the agent-pause and
+ *   agent-death faults then leave a movable app on two hosts, and the single-runner invariant
+ *   reports it with a seed (shows the invariant can fail; never in CI).
  * - `--oneway-messages`: one-way partitions drop every message that way, replies included.
  * - `--traces K`: print the shrunk trace of the first K failures (default 3).
  * - `--seed S --trace`: one seed; on failure the shrunk trace, `--all` with routine lines,
@@ -59,7 +63,7 @@ interface Args {
 }
 
 const USAGE = `usage: deno run scripts/sim.ts --seeds N [--start N] [--random K] [--nodes 2|3] ` +
-  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--no-agent-faults] [--survivor-fence] ` +
+  `[--witness none|http|baton] [--seconds N] [--settle N] [--steps N] [--no-agent-faults] [--survivor-fence] [--no-guard] ` +
   `[--oneway-messages] [--traces K]
        deno run scripts/sim.ts --seed S --trace [--all] [--no-shrink]`;
 
@@ -128,6 +132,9 @@ function parseArgs(argv: string[]): Args {
       case "--survivor-fence":
         args.scenario.survivorFence = true;
         break;
+      case "--no-guard":
+        args.run.noGuard = true;
+        break;
       case "--random":
         args.random = num(flag, value());
         break;
@@ -168,6 +175,7 @@ function reproduce(args: Args, seed: number): string {
   if (s.agentFaults === false) parts.push("--no-agent-faults");
   if (s.survivorFence) parts.push("--survivor-fence");
   if (args.run.oneWay === "message") parts.push("--oneway-messages");
+  if (args.run.noGuard) parts.push("--no-guard");
   parts.push("--trace");
   return parts.join(" ");
 }

@@ -57,7 +57,7 @@ async function realBed(): Promise<Bed> {
 
 async function simBed(): Promise<Bed> {
   const vt = new VirtualTime();
-  const world = { vt, rngGuard: new Rng(1), world: () => {} };
+  const world = { vt, rngGuard: new Rng(1), guardOff: false, world: () => {} };
   const host = newHost("alpha", 1000);
   await vt.run(5_000, () => false); // the host has been up for a while
   const inc = {

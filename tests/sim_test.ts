@@ -337,6 +337,13 @@ Deno.test("runSimulation runs the real Agent: the guard kills a paused active's 
     );
     const started = lines.findIndex((l) => l.includes("beta") && l.includes("process web"));
     assert.ok(killed >= 0 && started > killed, `edge ${edge}: guard kill before beta's start`);
+    // The same pause without the guard (`--no-guard`, baton before the guard): the paused
+    // agent's app keeps running while beta starts it, and the physical invariant says so.
+    const bare = await runSimulation(s, { noGuard: true });
+    assert.ok(
+      bare.violations.some((v) => v.invariant === "single-runner"),
+      `edge ${edge}: without the guard the duplicate is found`,
+    );
   }
 });
 

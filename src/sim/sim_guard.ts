@@ -30,6 +30,8 @@ export const GUARD_KILL_LATENCY_MAX_MS = 100;
 export interface GuardWorld {
   readonly vt: VirtualTime;
   readonly rngGuard: Rng;
+  /** `--no-guard`: the guard twin never kills (baton before the guard existed). */
+  readonly guardOff: boolean;
   world(who: string, text: string): void;
 }
 
@@ -178,6 +180,10 @@ function expire(w: GuardWorld, h: SimHost, g: SimGuard): void {
 /** SIGKILL of every target, as listed now (the real guard reads its targets file then). */
 function fence(w: GuardWorld, h: SimHost, g: SimGuard): void {
   if (h.guard !== g) return;
+  if (w.guardOff) {
+    w.world(h.name, "guard: lease expired, kills nothing (--no-guard)");
+    return;
+  }
   g.fenced++; // noted before the first kill, as the real guard does
   const killed: number[] = [];
   for (const line of g.targets) {

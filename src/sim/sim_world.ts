@@ -53,6 +53,11 @@ export interface RunOptions {
    * `nextDeadline` must change nothing (invariant "deadline"). Off by default.
    */
   deadlineCheck?: boolean;
+  /**
+   * The guard twin never kills when a lease expires: baton as it was before the guard. Shows
+   * that the single-runner invariant catches the duplicate window of a paused or dead agent.
+   */
+  noGuard?: boolean;
 }
 
 /** One line of a trace. */
@@ -99,6 +104,11 @@ export class Simulation {
   readonly resolved = new Map<number, string>();
   #parsed = new PersistedCache();
   violations: Violation[] = [];
+
+  /** Whether the guard twins are disabled (`RunOptions.noGuard`). */
+  get guardOff(): boolean {
+    return this.opts.noGuard === true;
+  }
 
   /** A world for `scenario`; nothing runs until {@linkcode Simulation.run}. */
   constructor(scenario: Scenario, opts: RunOptions = {}) {
