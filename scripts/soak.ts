@@ -75,6 +75,24 @@ interface Broken {
   log: string;
 }
 
+/**
+ * The `deno test` flags of the suite's own task in deno.json (`test` for tests/, `test:faults`
+ * for faults/), so a soak round runs each suite exactly as `deno task test` and CI do.
+ */
+export function taskFlags(suite: string): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks as Record<
+    string,
+    string
+  >;
+  const task = tasks[suite === "tests" ? "test" : `test:${suite}`];
+  if (task === undefined) throw new Error(`deno.json has no task for the suite ${suite}`);
+  const words = task.trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "test") {
+    throw new Error(`the task of ${suite} is not a deno test: ${task}`);
+  }
+  return words.slice(2).filter((w) => w.startsWith("-"));
+}
+
 async function runSuite(
   suite: string,
   dir: string,
@@ -84,7 +102,7 @@ async function runSuite(
   const file = await Deno.open(log, { create: true, write: true, truncate: true });
   const t0 = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "--allow-all", "--no-prompt", `--junit-path=${junit}`, `${suite}/`],
+    args: ["test", ...taskFlags(suite), `--junit-path=${junit}`, `${suite}/`],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",
@@ -269,4 +287,4 @@ async function main(): Promise<number> {
   return passed === o.rounds ? 0 : 1;
 }
 
-Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main());
