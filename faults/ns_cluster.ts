@@ -52,6 +52,11 @@ export interface NsClusterOptions {
   fenceAfter?: string;
   /** More lines under `cluster:` (indented by two spaces), e.g. a `vip:` list. */
   clusterLines?: string[];
+  /**
+   * Lines of a `coordinator:` block under `cluster:` (indented by two spaces): etcd instead
+   * of a witness (then no `witness:` line is written).
+   */
+  coordinator?: string[];
 }
 
 const hasCurl = (() => {
@@ -94,9 +99,10 @@ export class NsCluster {
       `  name: ${c.name}`,
       "  secretFile: ./baton.secret",
       `  heartbeat: ${hb}`,
-      ...(opts.witnessHost
-        ? [`  witness: "http://${t.addr(opts.witnessHost)}:${WITNESS_PORT}"`]
-        : ["  witness: none"]),
+      ...(opts.coordinator ??
+        (opts.witnessHost
+          ? [`  witness: "http://${t.addr(opts.witnessHost)}:${WITNESS_PORT}"`]
+          : ["  witness: none"])),
       ...(opts.clusterLines ?? []),
       "nodes:",
       ...opts.nodes.map((n) =>

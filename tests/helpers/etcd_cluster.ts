@@ -54,15 +54,30 @@ export interface EtcdMember {
   process: Deno.ChildProcess | null;
 }
 
-/** A running etcd cluster on loopback. */
+/** Where the members run: by default on loopback in this namespace. */
+export interface EtcdPlacement {
+  /** Address the members listen on (default 127.0.0.1). */
+  host?: string;
+  /**
+   * argv of a member → argv to run instead (e.g. `ip netns exec NS …`, so the members live in
+   * a network namespace of a fault test); `etcdctl` always runs here, against `host`.
+   */
+  wrap?: (argv: string[]) => string[];
+}
+
+/** A running etcd cluster on loopback (or in a namespace: {@linkcode EtcdPlacement}). */
 export class EtcdCluster {
   readonly dir: string;
   readonly members: EtcdMember[];
+  readonly host: string;
+  #wrap: (argv: string[]) => string[];
   #initial: string;
   #token = `baton-test-${crypto.randomUUID().slice(0, 8)}`;
 
-  private constructor(dir: string, size: number) {
+  private constructor(dir: string, size: number, where: EtcdPlacement) {
     this.dir = dir;
+    this.host = where.host ?? "127.0.0.1";
+    this.#wrap = where.wrap ?? ((argv) => argv);
     this.members = Array.from({ length: size }, (_, i) => ({
       name: `etcd${i}`,
       clientPort: _freePort(),
@@ -70,13 +85,18 @@ export class EtcdCluster {
       dataDir: `${dir}/etcd${i}`,
       process: null,
     }));
-    this.#initial = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    this.#initial = this.members.map((m) => `${m.name}=http://${this.host}:${m.peerPort}`)
+      .join(",");
   }
 
   /** Start `size` members (default 3) and wait until a majority answers (bounded: `timeoutMs`). */
-  static async start(size = 3, timeoutMs = 30_000): Promise<EtcdCluster> {
+  static async start(
+    size = 3,
+    timeoutMs = 30_000,
+    where: EtcdPlacement = {},
+  ): Promise<EtcdCluster> {
     const dir = await Deno.makeTempDir({ prefix: "baton-etcd-" });
-    const c = new EtcdCluster(dir, size);
+    const c = new EtcdCluster(dir, size, where);
     try {
       for (const m of c.members) await c.startMember(m.name, "new");
       await c.waitHealthy(timeoutMs);
@@ -89,7 +109,7 @@ export class EtcdCluster {
 
   /** Client URLs of every member. */
   get endpoints(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+    return this.members.map((m) => `http://${this.host}:${m.clientPort}`);
   }
 
   /** Start (or restart, with its data) one member; its log goes to `<dir>/<name>.log`. */
@@ -101,34 +121,36 @@ export class EtcdCluster {
       append: true,
       write: true,
     });
-    const url = (port: number) => `http://127.0.0.1:${port}`;
-    const child = new Deno.Command("etcd", {
-      args: [
-        "--name",
-        m.name,
-        "--data-dir",
-        m.dataDir,
-        "--listen-client-urls",
-        url(m.clientPort),
-        "--advertise-client-urls",
-        url(m.clientPort),
-        "--listen-peer-urls",
-        url(m.peerPort),
-        "--initial-advertise-peer-urls",
-        url(m.peerPort),
-        "--initial-cluster",
-        this.#initial,
-        "--initial-cluster-state",
-        state,
-        "--initial-cluster-token",
-        this.#token,
-        "--heartbeat-interval",
-        "100",
-        "--election-timeout",
-        "1000",
-        "--logger",
-        "zap",
-      ],
+    const url = (port: number) => `http://${this.host}:${port}`;
+    const [cmd, ...args] = this.#wrap([
+      "etcd",
+      "--name",
+      m.name,
+      "--data-dir",
+      m.dataDir,
+      "--listen-client-urls",
+      url(m.clientPort),
+      "--advertise-client-urls",
+      url(m.clientPort),
+      "--listen-peer-urls",
+      url(m.peerPort),
+      "--initial-advertise-peer-urls",
+      url(m.peerPort),
+      "--initial-cluster",
+      this.#initial,
+      "--initial-cluster-state",
+      state,
+      "--initial-cluster-token",
+      this.#token,
+      "--heartbeat-interval",
+      "100",
+      "--election-timeout",
+      "1000",
+      "--logger",
+      "zap",
+    ]);
+    const child = new Deno.Command(cmd!, {
+      args,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -156,7 +178,7 @@ export class EtcdCluster {
     let last = "";
     while (Date.now() < until) {
       const live = this.members.filter((m) => m.process).map((m) =>
-        `http://127.0.0.1:${m.clientPort}`
+        `http://${this.host}:${m.clientPort}`
       );
       const r = await this.etcdctl(["--endpoints", live.join(","), "endpoint", "health"]);
       if (r.code === 0) return;
@@ -173,7 +195,7 @@ export class EtcdCluster {
     const live = this.members.filter((m) => m.process);
     const r = await this.etcdctl([
       "--endpoints",
-      live.map((m) => `http://127.0.0.1:${m.clientPort}`).join(","),
+      live.map((m) => `http://${this.host}:${m.clientPort}`).join(","),
       "endpoint",
       "status",
       "-w",
