@@ -8,8 +8,11 @@
 export function findChromium(): string | null {
   for (
     const p of [
-      "/usr/bin/chromium-headless-shell",
+      // The real binaries first: Debian's /usr/bin entries are shell wrappers that run the
+      // browser as their child (no exec), so killing the wrapper would orphan the browser.
       "/usr/lib/chromium/chromium-headless-shell",
+      "/usr/bin/chromium-headless-shell",
+      "/usr/lib/chromium/chromium",
       "/usr/bin/chromium",
     ]
   ) {
@@ -18,6 +21,30 @@ export function findChromium(): string | null {
     } catch { /* next */ }
   }
   return null;
+}
+
+/** Every live descendant of `root` (from the parent PIDs in /proc/<pid>/stat). */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      parent.set(Number(e.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch { /* exited */ }
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    for (const [pid, ppid] of parent) {
+      if (ppid === p) {
+        out.push(pid);
+        todo.push(pid);
+      }
+    }
+  }
+  return out;
 }
 
 /** One page of a headless browser. */
@@ -141,9 +168,13 @@ export class Browser {
     try {
       this.#ws.close();
     } catch { /* closed */ }
-    try {
-      this.#child.kill("SIGKILL");
-    } catch { /* gone */ }
+    // The whole tree (renderers, zygotes; the browser itself when `binary` was a wrapper):
+    // SIGKILL of the child alone would leave its descendants running under PID 1.
+    for (const pid of [this.#child.pid, ...descendants(this.#child.pid)]) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
     await this.#child.status;
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
