@@ -892,3 +892,32 @@ Deno.test("step: epochs never decrease and ages stay sane across boot, takeovers
   assertOneActive([a, b]);
   assert.ok(a.state.epoch >= 2 && b.state.epoch >= 2);
 });
+
+Deno.test("onCommit: the witness's grant after a handover commit makes the target active, though the sender's last heartbeat said active", () => {
+  // Soak run: beta heard alpha active (heartbeat), got the commit, claimed from the witness
+  // and dropped the grant because alpha still looked active: the switchover answered
+  // "beta is not active (starting)". The commit itself says alpha left the active role.
+  const { a, b } = pair({ witness: true });
+  b.witness(9_000, "baton", { node: "alpha", epoch: 1, ageMs: 0 });
+  exchange(9_050, a, b);
+  assert.equal(b.state.peers.alpha?.role, "active");
+  const prep = b.feed(
+    { type: "takeover_prepare", id: "p1", from: "alpha", epoch: 1, reason: "switchover" },
+    9_100,
+  );
+  assert.deepEqual(replies(prep).map((r) => r.status), [200]);
+  const commit = b.feed(
+    { type: "takeover_commit", id: "c1", from: "alpha", epoch: 1, reason: "switchover" },
+    9_150,
+  );
+  const claim = ofType(commit, "claim_witness");
+  assert.equal(claim.length, 1, "the target asks the witness for the next epoch");
+  assert.equal(claim[0]!.info.epoch, 2);
+  const granted = b.feed({ type: "claim_result", epoch: 2, ok: true, detail: "granted" }, 9_160);
+  assert.deepEqual(records(granted, "claim_dropped"), []);
+  assert.equal(b.state.role, "active");
+  assert.deepEqual(appNames(spawns(granted)), ["db", "web"]);
+  // A heartbeat alpha sent while still active, delivered late, changes nothing.
+  b.hear(a, 9_170, null);
+  assert.equal(b.state.peers.alpha?.role, "standby");
+});

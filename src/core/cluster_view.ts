@@ -264,7 +264,16 @@ export function onClaimResult(
     state.quietUntil = now + state.manifest.cluster.heartbeat.intervalMs;
     return;
   }
-  if (state.role !== "standby" || state.maintenance || livePeerActives(state, now).length > 0) {
+  if (state.role !== "standby" || state.maintenance) return;
+  const active = livePeerActives(state, now)[0];
+  if (active) {
+    out.record(
+      "warn",
+      null,
+      "claim_dropped",
+      `witness granted epoch ${ev.granted ?? ev.epoch}, but peer ${active.name} is active: ` +
+        `dropping our claim`,
+    );
     return;
   }
   if (watchdogBlocks(state)) return;

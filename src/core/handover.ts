@@ -307,6 +307,16 @@ export function onCommit(
   if (blocked) return reply(409, { ok: false, error: blocked });
   // The handover's epoch is the sender's: ours must be above it.
   from.epoch = Math.max(from.epoch, ev.epoch);
+  // The sender commits only once its movable apps are stopped and it left the active role:
+  // what we last heard of it ("active", from a heartbeat before the handover or from its
+  // prepare) is out of date, and a witness's grant must not be dropped because of it (a
+  // switchover failed with "beta is not active (starting)" in a soak run). The role counter
+  // moves on so that a heartbeat of its active past, delivered late, reads as stale.
+  if (from.role === "active") {
+    from.role = "standby";
+    from.roleSeq++;
+    state.viewChangedAt = now;
+  }
   state.epochFloorKnown = true;
   takeOver(state, `handover from ${ev.from}: ${ev.reason}`, now, out);
   awaitReady(state, ev.id, ev.from, now, out); // answered once the apps are ready (ready_wait.ts)

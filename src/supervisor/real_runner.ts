@@ -496,14 +496,20 @@ export class RealProcessRunner implements ProcessRunner {
     const gone = () => (watch !== null && watch.done) || !isSameProcess(pid, startTime);
     const signal = (sig: Deno.Signal) => {
       if (gone()) return;
-      // The whole cgroup (SIGKILL: cgroup.kill), and the group too (a member may be between
-      // fork and its move, never outside both).
-      if (cgroup !== null) {
-        if (sig === "SIGKILL") killCgroup(cgroup);
-        else signalCgroup(cgroup, sig);
+      if (sig === "SIGKILL") {
+        // The whole cgroup (cgroup.kill), and the group too (a member may be between fork and
+        // its move, never outside both).
+        if (cgroup !== null) killCgroup(cgroup);
+        if (pgid === null || !_signalGroup(pgid, sig)) _kill(pid, sig);
+        return;
       }
+      // Every process once (a shell's TERM trap runs once per signal it receives: the soak
+      // saw an app log its stop twice): the group, then the cgroup's members outside it.
+      const grouped = pgid !== null && _signalGroup(pgid, sig);
+      const inGroup = (p: number) => grouped && readProcStat(p)?.pgid === pgid;
+      const sent = cgroup !== null ? signalCgroup(cgroup, sig, inGroup) : new Set<number>();
       // A group not made yet (the launcher has not run setsid): the process itself.
-      if (pgid === null || !_signalGroup(pgid, sig)) _kill(pid, sig);
+      if (!grouped && !sent.has(pid)) _kill(pid, sig);
     };
 
     if (!gone()) {
