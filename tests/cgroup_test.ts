@@ -203,3 +203,54 @@ Deno.test({
     assert.equal(openNodeCgroups("c", "n", "/tmp/not-a-cgroup"), null);
   },
 });
+
+Deno.test({
+  name:
+    "cgroup: a graceful stop sends each process one SIGTERM (a shell's trap runs once), also on a busy host",
+  ignore,
+  fn: async () => {
+    await using w = await world();
+    // Two signals reach a shell as two trap runs only when the second lands after the first
+    // was handled: under CPU load (the soak's stress-ng round, where an app logged its stop
+    // twice). Busy loops for the duration make that the common case: with the group and the
+    // cgroup both signalled, about 12 of these 20 stops ran the trap twice.
+    const hogs = [0, 1, 2, 3].map(() =>
+      new Deno.Command("sh", { args: ["-c", "while :; do :; done"], stdout: "null" }).spawn()
+    );
+    try {
+      const twice: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const file = `${w.logDir}/terms-${i}`;
+        const trap = `trap 'echo term >> ${file}; exit 0' TERM; echo up > ${file}.up`;
+        const { pid } = await w.runner.spawn({
+          app: `trap${i}`,
+          command: ["bash", "-c", `${trap}; while :; do sleep 0.05 & wait $!; done`],
+          cwd: null,
+          env: {},
+          logDir: w.logDir,
+        });
+        assert.equal(w.runner.containment(pid), "cgroup");
+        await waitFor("the trap set", () => {
+          try {
+            return Deno.readTextFileSync(`${file}.up`).length > 0;
+          } catch {
+            return false;
+          }
+        });
+        await w.runner.stop(`trap${i}`, pid, {
+          signal: "SIGTERM",
+          timeoutMs: 5000,
+          mode: "graceful",
+        });
+        const terms = Deno.readTextFileSync(file).trim().split("\n").length;
+        if (terms !== 1) twice.push(i);
+      }
+      assert.deepEqual(twice, [], "stops whose app saw more than one SIGTERM");
+    } finally {
+      for (const hog of hogs) {
+        hog.kill("SIGKILL");
+        await hog.status;
+      }
+    }
+  },
+});

@@ -170,14 +170,26 @@ export function cgroupPids(dir: string): number[] {
   return pids;
 }
 
-/** Sends `signal` to every process of the cgroup (there is no cgroup-wide signal but SIGKILL). */
-export function signalCgroup(dir: string, signal: Deno.Signal): void {
+/**
+ * Sends `signal` to every process of the cgroup (there is no cgroup-wide signal but SIGKILL),
+ * except those `skip` says were signalled already (a process group signalled just before: a
+ * shell's trap runs once per SIGTERM it receives, so a second one would run it twice).
+ * Returns the PIDs it signalled.
+ */
+export function signalCgroup(
+  dir: string,
+  signal: Deno.Signal,
+  skip: (pid: number) => boolean = () => false,
+): Set<number> {
+  const sent = new Set<number>();
   for (const pid of cgroupPids(dir)) {
-    if (pid === Deno.pid) continue;
+    if (pid === Deno.pid || skip(pid)) continue;
     try {
       Deno.kill(pid, signal);
+      sent.add(pid);
     } catch { /* gone */ }
   }
+  return sent;
 }
 
 /**
