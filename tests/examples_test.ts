@@ -94,10 +94,37 @@ Deno.test("examples/baton.yaml: every commented key uncommented still validates 
     "fence",
     "failedCooldown",
     "expect",
-    "initialDelay",
     "sample",
     "command",
   ]);
+});
+
+Deno.test("every interface check of baton init and examples/*.yaml waits an initialDelay before its first check", async () => {
+  const manifests: [string, string][] = [
+    ["baton init", singleNodeManifest("vm")],
+    ["baton init --cluster", EXAMPLE_MANIFEST],
+  ];
+  for (const entry of Deno.readDirSync(new URL("../examples/", import.meta.url))) {
+    if (entry.name.endsWith(".yaml")) {
+      manifests.push([`examples/${entry.name}`, await read(`examples/${entry.name}`)]);
+    }
+  }
+  let checks = 0;
+  for (const [name, text] of manifests) {
+    // The commented apps too (the sample app of examples/baton.yaml).
+    for (const t of [text, uncommentAll(text).text]) {
+      const r = await parseManifest(t, name);
+      assert.ok(r.ok, `${name}: ${r.ok ? "" : r.errors.map(formatDiagnostic).join("\n")}`);
+      for (const app of Object.values(r.manifest.apps)) {
+        if (app.check.type === "process") continue;
+        checks++;
+        // Without it the first check runs at once, fails while the server starts, and the
+        // quick start shows check_failed records and, after two kills, "flapping".
+        assert.ok(app.check.initialDelayMs > 0, `${name}: apps.${app.name}.check.initialDelay`);
+      }
+    }
+  }
+  assert.ok(checks >= 8, `interface checks seen: ${checks}`);
 });
 
 Deno.test("examples/depends.yaml: valid, without warnings, and its start order is db, api, web", async () => {

@@ -83,8 +83,8 @@ Deno.test("formatFailoverTimes on the example manifest: every failure kind with 
   assert.ok(r.ok);
   const text = formatFailoverTimes(failoverTimes(r.manifest)).join("\n");
   assert.match(text, /crash → restarted here\s+0s/);
-  assert.match(text, /hang → replaced here\s+≤ 14s {2}\(1s \+ 2×1s \+ 1s \+ stop 10s\)/);
-  assert.match(text, /2nd failure, hang → on the standby\s+≤ 14s/);
+  assert.match(text, /hang → replaced here\s+≤ 15s {2}\(2s \+ 2×1s \+ 1s \+ stop 10s\)/);
+  assert.match(text, /2nd failure, hang → on the standby\s+≤ 15s/);
   assert.match(text, /host death → on the standby\s+≤ 1\.2s/);
   assert.match(text, /isolated active stopped by\s+750ms/);
   assert.match(text, /gap\s+250ms {2}\(no overlap\)/);

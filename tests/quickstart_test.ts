@@ -168,6 +168,23 @@ Deno.test({
         third.events.some((e) => e.kind === "no_handover" && /single-node/.test(e.message)),
         `a loud record that nothing can take over: ${JSON.stringify(third.events.slice(-8))}`,
       );
+      // Once the restarted web answers its check, the log shows the two kills and no
+      // "flapping": the example's check waits its initialDelay, so no start-up check fails.
+      await poll("web's check passing after the escalation", async () => {
+        const w = web(await status());
+        return w?.pid === web(third)!.pid && w?.lastCheck?.ok === true;
+      }, WAIT_MS);
+      const ev = await baton("events", "--json");
+      assert.equal(ev.code, 0, ev.stderr);
+      const kinds = ev.stdout.trim().split("\n").map((l) => JSON.parse(l) as { kind: string });
+      const count = (k: string) => kinds.filter((e) => e.kind === k).length;
+      console.log(
+        `quick start log: ${count("restart")} restart, ${count("escalation")} escalation, ` +
+          `${count("check_failed")} check_failed, ${count("flapping")} flapping`,
+      );
+      assert.equal(count("flapping"), 0, "a spurious flapping record in the quick start");
+      assert.equal(count("restart"), 1);
+      assert.equal(count("escalation"), 1);
 
       // $EDITOR baton.yaml && baton reload: the added app starts, the rest is untouched.
       await Deno.writeTextFile(

@@ -57,8 +57,8 @@ apps:
       interval: 1s
       timeout: 1s
       failures: 3            # consecutive failed checks that count as a failure
+      initialDelay: 2s       # first check this long after a start (the server is starting)
       # expect: { status: [200], body: "ok" }
-      # initialDelay: 2s     # wait this long after a start before the first check
     restart:
       limit: 1               # restarts here before the node gives its apps away
       window: 10m
@@ -72,7 +72,7 @@ apps:
   # The sample app that can crash and hang on demand (needs deno on PATH):
   # sample:
   #   command: [deno, run, --allow-net, --allow-env, examples/sample_app.ts, --port, "8081"]
-  #   check: { type: http, url: "http://127.0.0.1:8081/health" }
+  #   check: { type: http, url: "http://127.0.0.1:8081/health", initialDelay: 2s }
 `;
 
 /**
@@ -135,6 +135,7 @@ apps:
       interval: 1s
       timeout: 1s
       failures: 3            # consecutive failed checks that count as a failure
+      initialDelay: 2s       # first check this long after a start (the server is starting)
       # expect: { status: [200] }
     restart:
       limit: 1               # restarts here before the node gives its apps away

@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import { dependsProblems } from "./depends.ts";
 import { formatDuration } from "./duration.ts";
-import { resolveRunAs, systemUserDb } from "./app_user.ts";
+import { MAX_ID, resolveRunAs, systemUserDb } from "./app_user.ts";
 import { AppSchema, HeartbeatSchema, NAME_PATTERN, type RawApp, validate } from "./schema.ts";
 import { _Diagnostics, _record } from "./diagnostics.ts";
 import { coordinatorProblems, CoordinatorSchema } from "./coordinator.ts";
@@ -147,6 +147,7 @@ export function _reportSemantics(raw: unknown, d: _Diagnostics): void {
     if (!NAME_PATTERN.test(name)) d.error(["apps", name], _badName("app", name), "key");
     const app = _lenient(AppSchema, value);
     if (app !== null) _reportApp(name, app, nodeNames, d);
+    _reportRunAs(name, _record(value), d);
   }
   for (const p of dependsProblems(apps, nodeNames)) d.error(p.path, p.message);
 
@@ -259,6 +260,22 @@ function _reportHeartbeat(
   }
 }
 
+/**
+ * `user:` / `group:` against this host's users, from the raw app: reported in the same pass as
+ * every other problem, even when another key of the app is invalid. A value of the wrong type
+ * is the schema's error; only names and ids are looked up.
+ */
+function _reportRunAs(name: string, app: Record<string, unknown> | null, d: _Diagnostics): void {
+  if (app === null) return;
+  const id = (v: unknown): v is string | number | undefined =>
+    v === undefined || (typeof v === "string" && v !== "" && !/[:\s]/.test(v)) ||
+    (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_ID);
+  const { user, group } = app;
+  if ((user === undefined && group === undefined) || !id(user) || !id(group)) return;
+  const r = resolveRunAs(user, group, systemUserDb());
+  if (!r.ok) d.error(["apps", name, r.key], r.message);
+}
+
 function _reportApp(name: string, app: RawApp, nodeNames: string[], d: _Diagnostics): void {
   const base = ["apps", name];
   const listed = new Set<string>();
@@ -275,10 +292,6 @@ function _reportApp(name: string, app: RawApp, nodeNames: string[], d: _Diagnost
     }
     listed.add(node);
   });
-  if (app.user !== undefined || app.group !== undefined) {
-    const r = resolveRunAs(app.user, app.group, systemUserDb());
-    if (!r.ok) d.error([...base, r.key], r.message);
-  }
   if (app.nodes?.length === 1 && app.movable) {
     d.warn(
       [...base, "nodes"],
