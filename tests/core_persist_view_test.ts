@@ -131,3 +131,20 @@ Deno.test("persisted view: a step saves only when the durable state changed", ()
   assert.equal(persists(step(state, { type: "tick" }, now += 500)), 1);
   assert.equal(persists(step(state, { type: "tick" }, now += 500)), 0);
 });
+
+Deno.test("persisted view: a new view shares the entries of unchanged apps with the previous one, and equals a fresh one", () => {
+  const state = running(4);
+  const first = toPersisted(state);
+  state.apps["a1"]!.pid = 999;
+  state.apps["a2"]!.restarts = 3;
+  const next = toPersisted(state, first);
+  assert.equal(canon(next), canon(toPersisted(state)), "the same view as one built afresh");
+  assert.equal(next.apps["a0"], first.apps["a0"], "an unchanged entry is shared");
+  assert.equal(next.apps["a3"], first.apps["a3"]);
+  assert.notEqual(next.apps["a1"], first.apps["a1"], "a changed pid builds a new entry");
+  assert.notEqual(next.apps["a2"], first.apps["a2"], "a changed restart count too");
+  assert.equal(first.apps["a1"]!.pid, 101, "the previous view is never mutated");
+  // A view not built by toPersisted (a file loaded at boot, maybe with extra keys) is not shared.
+  const loaded = structuredClone(first);
+  assert.notEqual(toPersisted(state, loaded).apps["a0"], loaded.apps["a0"]);
+});

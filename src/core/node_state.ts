@@ -196,21 +196,34 @@ export function nodeInfo(state: NodeState): NodeInfo {
   };
 }
 
-/** The durable part of the state, as written to the state directory. */
-export function toPersisted(state: NodeState): PersistedState {
+/**
+ * The durable part of the state, as written to the state directory. With `prev` (a view built
+ * here before), the entries of apps that did not change are its objects.
+ */
+export function toPersisted(state: NodeState, prev: PersistedState | null = null): PersistedState {
   const apps: PersistedState["apps"] = {};
-  for (const app of Object.values(state.apps)) {
+  const before = prev !== null && builtViews.has(prev) ? prev.apps : null;
+  for (const name in state.apps) {
+    const app = state.apps[name]!;
     if (app.pid !== null && app.startTime !== null && app.specHash !== null) {
-      apps[app.name] = {
-        pid: app.pid,
-        startTime: app.startTime,
-        specHash: app.specHash,
-        restarts: app.restarts,
-      };
+      // An entry that did not change is shared with the previous view (views are never
+      // mutated): a start of N apps builds ~N views, and a fresh entry per app in each was
+      // O(N²) garbage (docs/memory.md).
+      const old = before !== null && Object.hasOwn(before, app.name) ? before[app.name] : undefined;
+      apps[app.name] = old !== undefined && old.pid === app.pid &&
+          old.startTime === app.startTime && old.specHash === app.specHash &&
+          old.restarts === app.restarts
+        ? old
+        : {
+          pid: app.pid,
+          startTime: app.startTime,
+          specHash: app.specHash,
+          restarts: app.restarts,
+        };
     }
   }
   const fencing = state.fencing.jobs.filter((j) => j.settled === null).map((j) => j.node);
-  return {
+  const view: PersistedState = {
     version: 1,
     node: state.self,
     epoch: state.epoch,
@@ -221,7 +234,12 @@ export function toPersisted(state: NodeState): PersistedState {
     apps,
     ...(fencing.length > 0 ? { fencing } : {}),
   };
+  builtViews.add(view);
+  return view;
 }
+
+/** Views {@linkcode toPersisted} built (their entries have its keys only: safe to share). */
+const builtViews = new WeakSet<PersistedState>();
 
 /** Whether a peer was heard within `deadAfter` (the longest in force, see `settings.ts`). */
 export function peerAlive(state: NodeState, peer: PeerState, now: number): boolean {

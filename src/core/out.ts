@@ -106,7 +106,7 @@ export class Out {
       lastView.set(state, this.savedView);
       return;
     }
-    const view = toPersisted(state);
+    const view = toPersisted(state, this.savedView ?? lastView.get(state) ?? null);
     this.savedView = view;
     lastView.set(state, view);
     this.actions.push({ type: "persist", state: view });
