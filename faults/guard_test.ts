@@ -13,6 +13,7 @@ import { LocalCluster } from "../scripts/local_cluster.ts";
 import { appsYaml, measured, newRunId, poll, RUN_MARK, sleep } from "./fault_kit.ts";
 import { findAppProcesses } from "./proc_census.ts";
 import { formatReport, WorkerSampler } from "./sampler.ts";
+import { hostileManifests } from "../tests/helpers/hostile_manifests.ts";
 
 const MOVABLE = ["web"];
 const ESCAPER = [
@@ -235,6 +236,59 @@ Deno.test({
       assert.equal(report.duplicateSamples, 0, "expected no sample with web on two hosts");
       assert.deepEqual(webHosts(run), ["beta"]);
       assert.deepEqual(escOn(run, "alpha"), []);
+    });
+  },
+});
+
+Deno.test({
+  name: "guard: a SIGHUP to the active with each manifest built to break the loader → refused, " +
+    "the agent lives, 0 samples with two copies, web on one host",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await withCluster("guard hostile reload", async (c, run, sampler) => {
+      // Such a reload crashed the agent once (an uncaught throw in reload, issue 10): with
+      // the guard a crash would fence the apps, not duplicate them; without the crash the
+      // app keeps its PID unless the parse stalls the agent past fenceAfter (then it moves,
+      // safely). Either way: never two copies, and the agent answers afterwards.
+      const agent = c.agents.get("alpha")!;
+      const before = (await c.status("alpha"))!.apps.find((a) => a.name === "web")!.pid;
+      const good = await Deno.readTextFile(c.manifest);
+      const refusedCount = async () => {
+        const res = await fetch(`${c.url("alpha")}/v1/events?n=1000`, {
+          signal: AbortSignal.timeout(5000),
+        }).catch(() => null);
+        if (!res?.ok) return null;
+        const body = await res.json() as { events: { kind: string }[] };
+        return body.events.filter((e) => e.kind === "reload_refused").length;
+      };
+      let refused = (await refusedCount()) ?? 0;
+      const cases = hostileManifests(good);
+      for (const hostile of cases) {
+        await Deno.writeTextFile(c.manifest, hostile.text);
+        Deno.kill(agent.pid, "SIGHUP");
+        const want = refused + 1;
+        refused = await poll(`${hostile.name}: reload refused`, async () => {
+          const n = await refusedCount();
+          return n !== null && n >= want ? n : null;
+        }, 60_000);
+      }
+      await Deno.writeTextFile(c.manifest, good);
+      await sleep(1000);
+      const report = await sampler.stop();
+      const hosts = webHosts(run);
+      const now = (await c.status(hosts[0] ?? "alpha"))?.apps.find((a) => a.name === "web")?.pid;
+      measured(
+        `guard hostile reload (${cases.length} manifests)`,
+        `${formatReport(report)}\n  web on ${hosts.join(", ")}, pid ${
+          now === before ? "unchanged" : `${before} → ${now}`
+        }`,
+      );
+      assert.equal(report.duplicateSamples, 0, "expected no sample with web on two hosts");
+      assert.equal(hosts.length, 1, `expected web on one host, found ${hosts.join(", ")}`);
+      assert.ok((await c.status("alpha")) !== null, "alpha's agent answers after the reloads");
+      const log = await Deno.readTextFile(`${c.dir}/alpha.log`);
+      assert.doesNotMatch(log, /Uncaught|unhandled rejection|uncaught exception/, log.slice(-2000));
     });
   },
 });
