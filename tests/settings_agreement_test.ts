@@ -15,7 +15,12 @@ import {
   runCluster,
   spawns,
 } from "./helpers/core_fixtures.ts";
-import { fenceAfterInForce, settingsMismatch } from "../src/core/settings.ts";
+import {
+  fenceAfterInForce,
+  safetyKeys,
+  settingsHash,
+  settingsMismatch,
+} from "../src/core/settings.ts";
 import { buildStatus } from "../src/agent/status.ts";
 import { WitnessArbiter } from "../src/witness/arbiter.ts";
 import type { Manifest } from "../src/manifest/types.ts";
@@ -108,4 +113,45 @@ Deno.test("WitnessArbiter: a node beating with a longer deadAfter keeps its leas
   w.beat("alpha", "active", 1, 2_000, 10_000);
   assert.equal(w.claim("beta", 2, 4_000).granted, false, "alpha's 10 s lease still holds");
   assert.equal(w.claim("beta", 2, 12_500).granted, true);
+});
+
+Deno.test("agreement covers safety keys only: TLS paths, secret file, notification sinks and a floating IP's interface may differ per host", () => {
+  const base = manifest(FAST);
+  const vip = (iface: string) => ({
+    address: "10.9.0.100",
+    prefix: 24,
+    family: 4 as const,
+    cidr: "10.9.0.100/24",
+    interface: iface,
+  });
+  const alpha: Manifest = { ...base, cluster: { ...base.cluster, vip: [vip("eth0")] } };
+  const beta: Manifest = {
+    ...base,
+    cluster: {
+      ...base.cluster,
+      secretFile: "/etc/baton/other-secret",
+      vip: [vip("ens3")],
+      tls: { cert: "/b/cert.pem", key: "/b/key.pem", ca: "/b/ca.pem" },
+      notify: [{
+        webhook: null,
+        exec: ["/bin/true"],
+        secretFile: null,
+        kinds: null,
+        level: "info",
+        timeoutMs: 1000,
+      }],
+    },
+  };
+  assert.equal(settingsHash(safetyKeys(alpha)), settingsHash(safetyKeys(beta)));
+  // A different address is a safety difference (two hosts would hold different VIPs).
+  const moved: Manifest = {
+    ...base,
+    cluster: {
+      ...base.cluster,
+      vip: [{ ...vip("eth0"), address: "10.9.0.101", cidr: "10.9.0.101/24" }],
+    },
+  };
+  assert.notEqual(settingsHash(safetyKeys(alpha)), settingsHash(safetyKeys(moved)));
+  // And a different deadAfter is one too.
+  assert.notEqual(settingsHash(safetyKeys(base)), settingsHash(safetyKeys(manifest(SLOW))));
 });

@@ -14,7 +14,7 @@
  * - any difference is a loud warning naming the differing keys ({@linkcode settingsMismatch}).
  *
  * Keys that may rightly differ per host (TLS file paths, the secret file, notification
- * sinks, app commands and checks) are not part of the agreement. Pure and clock-free.
+ * sinks, a floating IP's interface, app commands and checks) are not part of the agreement. Pure and clock-free.
  *
  * @module
  */
@@ -63,9 +63,10 @@ export function safetyKeys(m: Manifest): Record<string, string> {
     "fence": m.cluster.fence === null ? "none" : _fnv(JSON.stringify(m.cluster.fence)),
     "nodes": _fnv(nodes.join(";")),
     "apps.movable": _fnv(movable.join(";")),
-    // Floating IPs (only when configured, so other manifests keep their hash).
+    // Floating IPs (only when configured, so other manifests keep their hash): the addresses,
+    // not the interface, which may rightly differ per host (eth0 here, ens3 there).
     ...(m.cluster.vip?.length
-      ? { "vip": _fnv(m.cluster.vip.map((v) => `${v.cidr} ${v.interface}`).sort().join(";")) }
+      ? { "vip": _fnv(m.cluster.vip.map((v) => v.cidr).sort().join(";")) }
       : {}),
   };
 }
