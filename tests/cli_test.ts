@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { freePort } from "../scripts/local_cluster.ts";
 import { buildProgram } from "../src/cli.ts";
+import { failoverTimes, formatFailoverTimes } from "../src/manifest/failover_times.ts";
+import { loadManifestFile } from "../src/manifest/load.ts";
 import { VERSION } from "../src/version.ts";
 import { type CliRun, runBaton } from "./helpers/cli_run.ts";
 import { hostileManifests } from "./helpers/hostile_manifests.ts";
@@ -225,4 +227,19 @@ Deno.test("baton validate reports each hostile manifest at its line, exit 1, no 
       noStackTrace(r);
     }
   });
+});
+
+Deno.test("baton validate prints the manifest's worst-case times: per app, host death, the partition gap", async () => {
+  const r = await baton(["validate", "--offline", "examples/baton.yaml"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const loaded = await loadManifestFile("examples/baton.yaml");
+  assert.ok(loaded.ok);
+  // The lines the formulas give for this manifest (src/manifest/failover_times.ts), in order.
+  const expected = formatFailoverTimes(failoverTimes(loaded.manifest));
+  const printed = r.stdout.split("\n");
+  const at = printed.indexOf(expected[0]!);
+  assert.ok(at > 0, `expected the worst-case table after the ok line:\n${r.stdout}`);
+  assert.deepEqual(printed.slice(at, at + expected.length), expected);
+  assert.match(r.stdout, /host death → on the standby\s+≤ 1\.2s/);
+  assert.match(r.stdout, /gap\s+250ms\s+\(no overlap\)/);
 });

@@ -10,6 +10,7 @@ import {
   removeClusterCgroups,
 } from "../src/supervisor/cgroup.ts";
 import { appSpec, boot, HB, makeManifest, runCluster } from "./helpers/core_fixtures.ts";
+import { cgroupsWritable } from "./helpers/cgroups.ts";
 
 const WEB = appSpec("web");
 
@@ -169,7 +170,7 @@ Deno.test("GuardProcess: a guard that dies is replaced at once with the same lea
 
 Deno.test({
   name: "GuardProcess: on expiry it kills a whole cgroup, setsid children and daemons included",
-  ignore: !_cgroupsWritable(),
+  ignore: !cgroupsWritable(),
   fn: async () => {
     await using w = await guardWorld();
     const tree = openNodeCgroups(`g${Deno.pid}x${crypto.randomUUID().slice(0, 6)}`, "alpha")!;
@@ -209,12 +210,6 @@ Deno.test({
     removeClusterCgroups(tree.dir.split("/").at(-2)!, { kill: true });
   },
 });
-
-function _cgroupsWritable(): boolean {
-  const ok = openNodeCgroups(`gprobe${Deno.pid}`, "n") !== null;
-  removeClusterCgroups(`gprobe${Deno.pid}`);
-  return ok;
-}
 
 Deno.test("GuardProcess: the fence is noted before the first kill, so poll at the app's exit already reports it", async () => {
   for (let round = 0; round < 3; round++) {

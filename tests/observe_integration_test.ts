@@ -101,9 +101,10 @@ async function promtool(text: string): Promise<void> {
 /** The value of one sample (`name{labels}` as printed, default labels included). */
 function sample(text: string, name: string, labels: Record<string, string>): number | null {
   for (const line of text.split("\n")) {
-    const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => m[2]!.includes(`${k}="${v}"`))) return +m[3]!;
+    const have = m[2] ?? "";
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) return +m[3]!;
   }
   return null;
 }
@@ -351,6 +352,18 @@ Deno.test(
         assert.equal(ek("escalation"), 1);
         assert.equal(ek("takeover", "beta"), 1);
         assert.equal(execd.find((e) => e.kind === "restart")!.app, "web");
+
+        // beta's /metrics says what its status says: active, at the epoch it took, one takeover.
+        const betaNow = await c.status("beta");
+        const mb = await (await fetch(`${c.url("beta")}/metrics`)).text();
+        await promtool(mb);
+        assert.equal(sample(mb, "baton_node_role", { role: "active" }), 1, mb);
+        assert.equal(sample(mb, "baton_node_epoch", {}), betaNow!.epoch);
+        assert.equal(sample(mb, "baton_takeovers_total", {}), 1);
+        assert.equal(sample(mb, "baton_app_up", { app: "web" }), 1);
+        const ma = await (await fetch(`${c.url("alpha")}/metrics`)).text();
+        assert.equal(sample(ma, "baton_node_role", { role: "active" }), 0, ma);
+        assert.equal(sample(ma, "baton_peer_epoch", { peer: "beta" }), betaNow!.epoch);
 
         // The dead receiver cost no heartbeat: neither node ever lost the other.
         for (const node of ["alpha", "beta"]) {

@@ -131,3 +131,30 @@ Deno.test("failureCause names the cause from the core's reason", () => {
   assert.equal(failureCause("http check failed 3 time(s) in a row: HTTP 500; restarting"), "check");
   assert.equal(failureCause("pid 12 killed by SIGKILL; restarting"), "exit");
 });
+
+Deno.test("Metrics: baton_witness_up follows the witness's last answer (deadAfter), epoch and role follow status", async () => {
+  const r = await parseManifest(
+    [
+      "cluster: { witness: { url: http://127.0.0.1:7409 }, heartbeat: { deadAfter: 1s } }",
+      "nodes:",
+      "  alpha: { url: http://127.0.0.1:7401 }",
+      "  beta: { url: http://127.0.0.1:7402 }",
+      "apps:",
+      "  web: { command: [sleep, infinity] }",
+    ].join("\n"),
+    "/tmp/m.yaml",
+  );
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  const state = initNodeState("alpha", r.manifest, "auto", 0);
+  state.witness.lastOkAt = 10_000;
+  let now = 10_500;
+  const labels = { node: "alpha", cluster: "c" };
+  const text = () => new Metrics(() => buildStatus(state, now, []), labels).text();
+  const up =
+    /^baton_witness_up\{url="http:\/\/127\.0\.0\.1:7409",node="alpha",cluster="c"\} (\d)$/m;
+  assert.equal(up.exec(await text())?.[1], "1");
+  now = 11_001;
+  assert.equal(up.exec(await text())?.[1], "0", "a witness silent for deadAfter is down");
+  assert.match(await text(), /^baton_node_epoch\{node="alpha",cluster="c"\} 0$/m);
+  assert.match(await text(), /^baton_node_role\{role="standby",node="alpha",cluster="c"\} 1$/m);
+});

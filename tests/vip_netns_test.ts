@@ -85,6 +85,52 @@ Deno.test({
 });
 
 Deno.test({
+  name: "realVipHost.announce: a client's cached entry for the address moves to the new " +
+    "holder's MAC without the client asking (gratuitous ARP, unsolicited NA with override)",
+  ignore: why !== null || findCommand("arping") === null || findCommand("na6") === null,
+  fn: async () => {
+    await using n = await namespace();
+    // The client: vip1, moved into a namespace of its own, on the same link as vip0.
+    const client = `${n.ns}c`;
+    await sh("netns", "add", client);
+    const host = realVipHost({ netns: n.ns });
+    try {
+      await sh("-n", n.ns, "link", "set", "vip1", "netns", client);
+      await sh("-n", client, "link", "set", "vip1", "up");
+      await sh("-n", client, "addr", "add", "10.99.0.2/24", "dev", "vip1");
+      await sh("-n", client, "addr", "add", "2001:db8:99::2/64", "dev", "vip1", "nodad");
+      const mac = /link\/ether (\S+)/.exec(await sh("-n", n.ns, "link", "show", "vip0"))![1]!;
+      // What the client cached of the old holder: another MAC, as after a failover.
+      const old = "02:00:00:00:00:99";
+      for (const a of ["10.99.0.100", "2001:db8:99::100"]) {
+        await sh("-n", client, "neigh", "replace", a, "lladdr", old, "dev", "vip1", "nud", "stale");
+      }
+      const cached = async (a: string) =>
+        /lladdr (\S+)/.exec(await sh("-n", client, "neigh", "show", a, "dev", "vip1"))?.[1];
+      assert.equal(await cached("10.99.0.100"), old);
+      const v4 = spec("10.99.0.100/24");
+      const v6 = spec("2001:db8:99::100/64");
+      await host.add(v4);
+      await host.add(v6);
+      host.announce(v4);
+      host.announce(v6);
+      // arping -U sends 3 at 1 s intervals; the first already moves the entry. Bounded wait.
+      const end = Date.now() + 10_000;
+      let seen: (string | undefined)[] = [];
+      while (Date.now() < end) {
+        seen = [await cached("10.99.0.100"), await cached("2001:db8:99::100")];
+        if (seen.every((m) => m === mac)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(seen, [mac, mac], `expected the client's entries to name ${mac}`);
+    } finally {
+      host.close();
+      await sh("netns", "del", client).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
   name:
     "VipDriver on a real interface: an address already present at takeover is a conflict in status",
   ignore: why !== null,

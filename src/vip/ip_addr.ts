@@ -75,8 +75,12 @@ export function realVipHost(opts: { netns?: string } = {}): VipHost {
         ? ["-U", "-c", "3", "-w", "4", "-I", v.interface, v.address]
         : ["-i", v.interface, "-s", v.address, "-d", "ff02::1", "-t", v.address, "-o", "-e"];
       try {
-        const child = new Deno.Command(tool, {
-          args,
+        // In a named namespace (tests) the announcer runs inside it, as `ip` does.
+        const [cmd, argv] = ns === undefined
+          ? [tool, args]
+          : [ipPath, ["netns", "exec", ns, tool, ...args]];
+        const child = new Deno.Command(cmd, {
+          args: argv,
           stdin: "null",
           stdout: "null",
           stderr: "null",
