@@ -12,11 +12,13 @@ import { MAX_STREAMS, ReadApi } from "../src/page/read_api.ts";
 import { age, esc, renderPage } from "../src/page/render.ts";
 import { initNodeState } from "../src/core/node_state.ts";
 import { parseManifest } from "../src/manifest/load.ts";
+import type { Manifest } from "../src/manifest/types.ts";
 
-async function doc(node = "alpha"): Promise<StatusDoc> {
+/** A two-node manifest (alpha, beta, one app `web`) with `cluster` as its cluster line. */
+async function twoNodes(cluster = "cluster: { witness: none }"): Promise<Manifest> {
   const r = await parseManifest(
     [
-      "cluster: { witness: none }",
+      cluster,
       "nodes:",
       "  alpha: { url: http://127.0.0.1:7401 }",
       "  beta: { url: http://127.0.0.1:7402 }",
@@ -26,7 +28,11 @@ async function doc(node = "alpha"): Promise<StatusDoc> {
     "/tmp/m.yaml",
   );
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  const state = initNodeState(node, r.manifest, "auto", 0);
+  return r.manifest;
+}
+
+async function doc(node = "alpha"): Promise<StatusDoc> {
+  const state = initNodeState(node, await twoNodes(), "auto", 0);
   return buildStatus(state, 0, [{
     time: "2026-01-01T10:00:00.000Z",
     node,
@@ -133,19 +139,10 @@ Deno.test("failureCause names the cause from the core's reason", () => {
 });
 
 Deno.test("Metrics: baton_witness_up follows the witness's last answer (deadAfter), epoch and role follow status", async () => {
-  const r = await parseManifest(
-    [
-      "cluster: { witness: { url: http://127.0.0.1:7409 }, heartbeat: { deadAfter: 1s } }",
-      "nodes:",
-      "  alpha: { url: http://127.0.0.1:7401 }",
-      "  beta: { url: http://127.0.0.1:7402 }",
-      "apps:",
-      "  web: { command: [sleep, infinity] }",
-    ].join("\n"),
-    "/tmp/m.yaml",
+  const m = await twoNodes(
+    "cluster: { witness: { url: http://127.0.0.1:7409 }, heartbeat: { deadAfter: 1s } }",
   );
-  if (!r.ok) throw new Error(JSON.stringify(r.errors));
-  const state = initNodeState("alpha", r.manifest, "auto", 0);
+  const state = initNodeState("alpha", m, "auto", 0);
   state.witness.lastOkAt = 10_000;
   let now = 10_500;
   const labels = { node: "alpha", cluster: "c" };
