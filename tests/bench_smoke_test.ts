@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { newFigure, summarize } from "../scripts/bench/common.ts";
 import { annotateReport } from "../scripts/bench/report.ts";
+import { startThroughCore } from "../scripts/bench/core_start.ts";
 import { LocalCluster } from "../scripts/local_cluster.ts";
 import { appTimes, predictedText, timesOf } from "../scripts/bench/predicted.ts";
 
@@ -196,4 +197,9 @@ Deno.test({
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
+});
+
+Deno.test("bench:core smoke: the core alone starts every app, with and without dependsOn", () => {
+  assert.equal(startThroughCore(50), 50);
+  assert.equal(startThroughCore(50, true), 50);
 });
