@@ -238,6 +238,50 @@ if (!chattrSupport.ok) {
 }
 
 /**
+ * Fill the filesystem of `path` with one file and keep it full: after the first ENOSPC, a write
+ * every 5 ms takes any page freed since. `full` resolves once it is full; `stop` ends it and
+ * returns how many 4 KiB chunks it took back after the fill.
+ */
+function keepFull(path: string) {
+  const chunk = new Uint8Array(4096);
+  let running = true;
+  let taken = 0;
+  const full = Promise.withResolvers<void>();
+  const loop = (async () => {
+    const file = await Deno.open(path, { write: true, create: true });
+    try {
+      for (let filled = false; running;) {
+        try {
+          const n = await file.write(chunk);
+          if (filled && n > 0) taken++;
+          if (n < chunk.length && !filled) {
+            filled = true;
+            full.resolve();
+          }
+        } catch {
+          if (!filled) {
+            filled = true;
+            full.resolve();
+          }
+          await sleep(5);
+        }
+      }
+    } finally {
+      file.close();
+      full.resolve();
+    }
+  })();
+  return {
+    full: full.promise,
+    stop: async () => {
+      running = false;
+      await loop;
+      return taken;
+    },
+  };
+}
+
+/**
  * How beta's state is made unwritable while it runs: the whole directory read-only, the
  * disk full, or only `state.json` immutable (the rest of the directory, app logs included,
  * stays writable, so nothing but the state write can stop a start).
@@ -257,6 +301,7 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
       const dir = c.stateDir("beta");
       let mounted = false;
       let immutable = false;
+      let refiller: ReturnType<typeof keepFull> | null = null;
       let sampler: WorkerSampler | null = null;
       let ok = false;
       try {
@@ -297,12 +342,11 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
           await run("chattr", "+i", `${dir}/state.json`);
           immutable = true;
         } else {
-          const filler = await Deno.open(`${dir}/filler`, { write: true, create: true });
-          const chunk = new Uint8Array(4096);
-          try {
-            for (let i = 0; i < 64; i++) await filler.write(chunk);
-          } catch { /* ENOSPC: full, as wanted */ }
-          filler.close();
+          // Full, and kept full: a page another writer frees (the agent replacing a file of
+          // its own) is taken back by the filler within a few ms, so the disk stays full for
+          // beta's new epoch, not only at the instant of the fill.
+          refiller = keepFull(`${dir}/filler`);
+          await refiller.full;
         }
         sampler = await WorkerSampler.start(["web"], {
           kind: "env",
@@ -348,6 +392,9 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
           await run("chattr", "-i", `${dir}/state.json`);
           immutable = false;
         } else {
+          const taken = await refiller!.stop();
+          refiller = null;
+          measured(breakage, `pages freed by others and taken back by the filler: ${taken}`);
           await Deno.remove(`${dir}/filler`);
         }
         const s = await c.waitRunning("beta", ["web"], 60_000);
@@ -369,8 +416,13 @@ for (const breakage of ["read-only", "disk full", "immutable state.json"] as Bre
         ok = true;
       } finally {
         if (sampler) await sampler.stop().catch(() => {});
+        if (refiller) await refiller.stop().catch(() => 0);
         if (immutable) await run("chattr", "-i", `${dir}/state.json`).catch(() => {});
-        if (!ok) console.log(`[faults] ${breakage} state FAILED; files in ${c.dir}`);
+        if (!ok) {
+          // The tmpfs goes with the unmount: keep a copy of what beta wrote there.
+          if (mounted) await run("cp", "-a", dir, `${dir}.copy`).catch(() => {});
+          console.log(`[faults] ${breakage} state FAILED; files in ${c.dir}`);
+        }
         // Agents first: a busy mount cannot be unmounted.
         await c.stop({ keepDir: true });
         if (mounted) await unmount(dir);
