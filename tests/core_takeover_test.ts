@@ -921,3 +921,77 @@ Deno.test("onCommit: the witness's grant after a handover commit makes the targe
   b.hear(a, 9_170, null);
   assert.equal(b.state.peers.alpha?.role, "standby");
 });
+
+Deno.test("onCommit: a claim the witness refuses (it has not heard the sender step down yet) keeps the commit waiting; the retried claim answers it ready", () => {
+  // Soak run under stress: alpha's standby beat to the witness and beta's claim raced; the
+  // witness refused ("alpha is active at epoch 1, heard 42ms ago"), beta answered the commit
+  // "not active (starting)" at once and the switchover failed with 504, though beta took over
+  // 200 ms later on the retried claim.
+  const { a, b } = pair({ witness: true });
+  b.witness(9_000, "baton", { node: "alpha", epoch: 1, ageMs: 0 });
+  exchange(9_050, a, b);
+  const sw = a.command({ type: "switchover", to: "beta" }, 9_100, "sw1");
+  const done = a.settle(deliver(a, b, sw, 9_100), 9_110);
+  assert.equal(a.state.role, "standby");
+  const send = ofType(done, "send_commit")[0]!;
+  const commit = b.feed(
+    { type: "takeover_commit", id: "c1", from: "alpha", epoch: send.epoch, reason: send.reason },
+    9_150,
+  );
+  assert.equal(ofType(commit, "claim_witness").length, 1);
+  const refused = b.feed(
+    {
+      type: "claim_result",
+      epoch: 2,
+      ok: false,
+      detail: "alpha is active at epoch 1 (heard 42ms ago)",
+    },
+    9_160,
+  );
+  assert.deepEqual(replies(refused).filter((r) => r.id === "c1"), [], "answered not ready at once");
+  assert.equal(b.state.role, "standby");
+  // alpha's standby beat reaches beta, and the witness says nobody is active now: the claim
+  // is retried, and nothing answers the commit meanwhile.
+  let retried = false;
+  // A refused claim waits one interval (quietUntil) before the next.
+  let at = 0;
+  for (let t = 9_200; t < 11_000 && !retried; t += 50) {
+    at = t + 10;
+    const acts = [...b.hear(a, t, null), ...b.witness(t + 5, "baton", null), ...b.tick(t + 10)];
+    assert.deepEqual(replies(acts).filter((r) => r.id === "c1"), [], `answered at ${t}`);
+    retried = ofType(acts, "claim_witness").length > 0;
+  }
+  assert.ok(retried, "expected beta to claim again");
+  const granted = b.feed({ type: "claim_result", epoch: 2, ok: true, detail: "granted" }, at + 5);
+  assert.equal(b.state.role, "active");
+  const settled = b.settle(granted, at + 5);
+  const answer = replies([...granted, ...settled]).find((r) => r.id === "c1");
+  assert.equal(answer?.status, 200);
+  assert.equal((answer?.body as { ready?: boolean }).ready, true, JSON.stringify(answer?.body));
+});
+
+Deno.test("onCommit: a standby whose claims stay refused answers the commit 'not active' after two deadAfter, not never", () => {
+  const { a, b, m } = pair({ witness: true });
+  b.witness(9_000, "baton", { node: "alpha", epoch: 1, ageMs: 0 });
+  exchange(9_050, a, b);
+  b.feed(
+    { type: "takeover_prepare", id: "p1", from: "alpha", epoch: 1, reason: "switchover" },
+    9_100,
+  );
+  b.feed(
+    { type: "takeover_commit", id: "c1", from: "alpha", epoch: 1, reason: "switchover" },
+    9_150,
+  );
+  const patience = 2 * m.cluster.heartbeat.deadAfterMs;
+  let answeredAt: number | null = null;
+  for (let t = 9_160; t <= 9_150 + patience + 500 && answeredAt === null; t += 50) {
+    const acts = [
+      ...b.feed({ type: "claim_result", epoch: 2, ok: false, detail: "refused" }, t),
+      ...b.tick(t),
+    ];
+    if (replies(acts).some((r) => r.id === "c1")) answeredAt = t;
+  }
+  assert.ok(answeredAt !== null, "expected an answer");
+  assert.ok(answeredAt >= 9_150 + patience, `answered at ${answeredAt}, before the patience`);
+  assert.equal(b.state.role, "standby");
+});

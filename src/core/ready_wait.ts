@@ -34,6 +34,15 @@ export function readyWaitBoundMs(manifest: Manifest): number {
 }
 
 /**
+ * Until when a standby that was handed the apps keeps the commit waiting after a refused
+ * claim: two `deadAfter` from the commit (the witness hears the sender's step-down within one
+ * beat, and a claim is retried on the next news of it).
+ */
+function claimPatienceEnd(state: NodeState, w: { since: number }): number {
+  return w.since + 2 * state.manifest.cluster.heartbeat.deadAfterMs;
+}
+
+/**
  * A commit from `from` arrived and this node took over (or claims to): answer it when the
  * movable apps are ready. A commit still waiting is answered first, the way it was before
  * readiness counted (acknowledged).
@@ -86,7 +95,7 @@ export function readyWaitDeadline(state: NodeState): number | null {
   const w = state.readyWait;
   if (!w) return null;
   let next = w.until;
-  if (state.role !== "active") return next;
+  if (state.role !== "active") return Math.min(next, claimPatienceEnd(state, w));
   for (const name of pendingApps(state)) {
     const from = startableAt(state, name, w.since);
     const spec = state.manifest.apps[name];
@@ -105,6 +114,9 @@ export function progressReadyWait(state: NodeState, now: number, out: Out): void
   };
   if (state.role !== "active") {
     if (state.claiming && now < w.until) return; // the witness has not answered yet
+    // A refused claim is retried (the witness may not have heard the sender step down yet:
+    // its beat and our claim race): a standby keeps the commit waiting for that, bounded.
+    if (state.role === "standby" && now < Math.min(w.until, claimPatienceEnd(state, w))) return;
     // Acknowledged (it takes over when it can), but nothing runs here yet.
     const why = `${state.self} is not active (${state.roleReason}): no app started there yet`;
     out.record("warn", null, "not_ready", `${why}: answering ${w.from}`);
