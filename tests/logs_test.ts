@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { LocalCluster } from "../scripts/local_cluster.ts";
-import { runLogs } from "../src/cli/logs_cmd.ts";
+import { runLogs, systemStateDir } from "../src/cli/logs_cmd.ts";
 import { LogWriter } from "../src/logs/log_writer.ts";
 import { RealProcessRunner } from "../src/supervisor/real_runner.ts";
 
@@ -285,4 +285,22 @@ Deno.test("runLogs -n takes lines across rotated files; -f follows the file acro
   await following;
   await assert.rejects(runLogs(dir, "b", { lines: 1, follow: false, write }), /no log for app "b"/);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("systemStateDir: /var/lib/baton/<node>, or the unit's /var/lib/baton when only it holds an agent", async () => {
+  const root = await Deno.makeTempDir({ prefix: "baton-statedir-" });
+  try {
+    assert.equal(
+      await systemStateDir("alpha", root),
+      `${root}/alpha`,
+      "nothing there: the default",
+    );
+    await Deno.writeTextFile(`${root}/agent.pid`, `{"pid":1,"startTime":1}\n`);
+    assert.equal(await systemStateDir("alpha", root), root, "the systemd unit's directory");
+    await Deno.mkdir(`${root}/alpha`);
+    await Deno.writeTextFile(`${root}/alpha/agent.pid`, `{"pid":1,"startTime":1}\n`);
+    assert.equal(await systemStateDir("alpha", root), `${root}/alpha`, "the node's own wins");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -104,7 +104,9 @@ export function addAgentCommands(program: Command): void {
     });
 
   withTarget(
-    program.command("clear").description("clear a failed node (back to standby) and its counters"),
+    program.command("clear").description(
+      "clear the restart counters and escalations (a failed node goes back to standby)",
+    ),
   )
     .action(async (opts) => {
       const r = await post(opts, "/v1/clear", {});

@@ -7,7 +7,8 @@
  *
  * The state directory is `--state-dir`, else `$BATON_STATE_DIR`, else `/var/lib/baton/<node>`
  * (the node from `--node`, `$BATON_NODE`, or the manifest and this host's name), as for
- * `baton run`.
+ * `baton run`, or `/var/lib/baton` where the shipped systemd unit runs the agent
+ * ({@linkcode systemStateDir}).
  *
  * @module
  */
@@ -46,7 +47,8 @@ export function addLogsCommand(program: Command): void {
     .option("-f, --follow", "keep printing what is appended")
     .option(
       "-s, --state-dir <dir>",
-      "state directory (default: $BATON_STATE_DIR or /var/lib/baton/<node>)",
+      "state directory (default: $BATON_STATE_DIR, /var/lib/baton/<node>, or /var/lib/baton " +
+        "as the systemd unit runs it)",
     )
     .option("-m, --manifest <file>", MANIFEST_HELP)
     .option("--node <name>", "this node's name (default: $BATON_NODE or the host name)")
@@ -56,12 +58,29 @@ export function addLogsCommand(program: Command): void {
         throw new Error(`-n: expected a whole number, found "${opts.lines}"`);
       }
       const stateDir = opts.stateDir ?? Deno.env.get("BATON_STATE_DIR") ??
-        `/var/lib/baton/${await _node(opts.node, opts.manifest)}`;
+        await systemStateDir(await _node(opts.node, opts.manifest));
       await runLogs(`${stateDir.replace(/\/+$/, "")}/logs`, app, {
         lines,
         follow: opts.follow === true,
       });
     });
+}
+
+/**
+ * The state directory of an agent started without `--state-dir` (`/var/lib/baton/<node>`), or
+ * else that of the shipped systemd unit (`--state-dir /var/lib/baton`, its `StateDirectory`),
+ * when that one holds an agent's files and the first does not.
+ *
+ * @example
+ * ```ts
+ * await systemStateDir("alpha"); // "/var/lib/baton/alpha", or "/var/lib/baton" under the unit
+ * ```
+ */
+export async function systemStateDir(node: string, root = "/var/lib/baton"): Promise<string> {
+  const own = `${root}/${node}`;
+  const has = (dir: string) => Deno.stat(`${dir}/agent.pid`).then(() => true, () => false);
+  if (!(await has(own)) && (await has(root))) return root;
+  return own;
 }
 
 /**
