@@ -36,10 +36,10 @@ export function readyWaitBoundMs(manifest: Manifest): number {
 /**
  * Until when a standby that was handed the apps keeps the commit waiting after a refused
  * claim: two `deadAfter` from the commit (the witness hears the sender's step-down within one
- * beat, and a claim is retried on the next news of it).
+ * beat, and a claim is retried on the next news of it), never past the wait's own bound.
  */
-function claimPatienceEnd(state: NodeState, w: { since: number }): number {
-  return w.since + 2 * state.manifest.cluster.heartbeat.deadAfterMs;
+function claimPatienceEnd(state: NodeState, w: { since: number; until: number }): number {
+  return Math.min(w.until, w.since + 2 * state.manifest.cluster.heartbeat.deadAfterMs);
 }
 
 /**
@@ -95,7 +95,8 @@ export function readyWaitDeadline(state: NodeState): number | null {
   const w = state.readyWait;
   if (!w) return null;
   let next = w.until;
-  if (state.role !== "active") return Math.min(next, claimPatienceEnd(state, w));
+  // Not active yet: a claim in flight waits for the bound; a refused one for the patience.
+  if (state.role !== "active") return state.claiming ? next : claimPatienceEnd(state, w);
   for (const name of pendingApps(state)) {
     const from = startableAt(state, name, w.since);
     const spec = state.manifest.apps[name];
@@ -116,7 +117,7 @@ export function progressReadyWait(state: NodeState, now: number, out: Out): void
     if (state.claiming && now < w.until) return; // the witness has not answered yet
     // A refused claim is retried (the witness may not have heard the sender step down yet:
     // its beat and our claim race): a standby keeps the commit waiting for that, bounded.
-    if (state.role === "standby" && now < Math.min(w.until, claimPatienceEnd(state, w))) return;
+    if (state.role === "standby" && now < claimPatienceEnd(state, w)) return;
     // Acknowledged (it takes over when it can), but nothing runs here yet.
     const why = `${state.self} is not active (${state.roleReason}): no app started there yet`;
     out.record("warn", null, "not_ready", `${why}: answering ${w.from}`);
