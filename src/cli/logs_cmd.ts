@@ -14,6 +14,7 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { loadManifestFile, resolveNodeName } from "../manifest/load.ts";
+import { exists } from "./common.ts";
 import { MANIFEST_HELP, manifestPath } from "./manifest_path.ts";
 
 /** Options of {@linkcode runLogs}. */
@@ -78,8 +79,7 @@ export function addLogsCommand(program: Command): void {
  */
 export async function systemStateDir(node: string, root = "/var/lib/baton"): Promise<string> {
   const own = `${root}/${node}`;
-  const has = (dir: string) => Deno.stat(`${dir}/agent.pid`).then(() => true, () => false);
-  if (!(await has(own)) && (await has(root))) return root;
+  if (!(await exists(`${own}/agent.pid`)) && (await exists(`${root}/agent.pid`))) return root;
   return own;
 }
 

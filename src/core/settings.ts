@@ -14,7 +14,8 @@
  * - any difference is a loud warning naming the differing keys ({@linkcode settingsMismatch}).
  *
  * Keys that may rightly differ per host (TLS file paths, the secret file, notification
- * sinks, a floating IP's interface, app commands and checks) are not part of the agreement. Pure and clock-free.
+ * sinks, a floating IP's interface, app commands and checks) are not part of the agreement.
+ * Pure and clock-free.
  *
  * @module
  */
