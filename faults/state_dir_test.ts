@@ -245,32 +245,29 @@ if (!chattrSupport.ok) {
 function keepFull(path: string) {
   const chunk = new Uint8Array(4096);
   let running = true;
+  let filled = false;
   let taken = 0;
   const full = Promise.withResolvers<void>();
   const loop = (async () => {
     const file = await Deno.open(path, { write: true, create: true });
     try {
-      for (let filled = false; running;) {
+      while (running) {
+        let n = 0;
         try {
-          const n = await file.write(chunk);
-          if (filled && n > 0) taken++;
-          if (n < chunk.length && !filled) {
-            filled = true;
-            full.resolve();
-          }
-        } catch {
-          if (!filled) {
-            filled = true;
-            full.resolve();
-          }
-          await sleep(5);
-        }
+          n = await file.write(chunk);
+        } catch { /* ENOSPC */ }
+        if (filled && n > 0) taken++;
+        if (n === chunk.length) continue;
+        // A short write or ENOSPC: full now; look again in 5 ms for a freed page.
+        filled = true;
+        full.resolve();
+        await sleep(5);
       }
     } finally {
       file.close();
-      full.resolve();
     }
   })();
+  loop.then(() => full.resolve(), (err) => full.reject(err));
   return {
     full: full.promise,
     stop: async () => {
